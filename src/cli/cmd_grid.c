@@ -1,0 +1,6 @@
+/* cmd_grid.c — placeholder until implemented. */
+#include "cli.h"
+int ig_cmd_serve(int argc, char **argv) { (void)argc; ig_cli_fail("%s: not implemented yet", argv[0]); return 1; }
+int ig_cmd_node(int argc, char **argv) { (void)argc; ig_cli_fail("%s: not implemented yet", argv[0]); return 1; }
+int ig_cmd_up(int argc, char **argv) { (void)argc; ig_cli_fail("%s: not implemented yet", argv[0]); return 1; }
+int ig_cmd_keys(int argc, char **argv) { (void)argc; ig_cli_fail("%s: not implemented yet", argv[0]); return 1; }
