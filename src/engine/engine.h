@@ -270,6 +270,41 @@ const ig_model_info *ig_model_get_info(const ig_model *m);
 const ig_tokenizer *ig_model_tokenizer(const ig_model *m);
 const ig_gguf *ig_model_gguf(const ig_model *m);
 
+/* Chat: renders messages with the model's chat template family (detected from the
+ * GGUF's tokenizer.chat_template; "plain" for base models: "User: ...\nAssistant:")
+ * and tokenizes the result. Template scaffolding may hold special tokens (parsed);
+ * message content never does. add_generation_prompt opens the assistant's turn.
+ * Returns the token count as ig_tokenize does, -1 on error. */
+typedef struct {
+    const char *role; /* "system", "user", "assistant" */
+    const char *content;
+} ig_chat_message;
+
+int64_t ig_chat_tokenize(const ig_model *m, const ig_chat_message *msgs, int32_t n_msgs,
+                         bool add_generation_prompt, int32_t *out, int64_t cap, ig_err *err);
+
+/* Model files for tests and benchmarks: a random-weight model of any shape. */
+typedef struct {
+    const char *arch;      /* "llama" or "qwen2" */
+    int32_t n_vocab;       /* ignored when tokenizer_from is set */
+    int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx;
+    bool tied_output;
+    ig_type type;          /* type of the 2-D weight matrices (norms stay F32) */
+    float rope_freq_base;
+    uint64_t seed;
+    const char *tokenizer_from; /* copy tokenizer.* metadata from this GGUF, or NULL
+                                   for a synthetic byte-level vocabulary of n_vocab */
+} ig_synth_params;
+
+ig_synth_params ig_synth_default_params(void);
+ig_code ig_model_synth(const char *path, const ig_synth_params *p, ig_err *err);
+
+/* Re-encodes a model's weight matrices: type is a name as `idlegrid model quantize`
+ * takes it ("f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m"). Metadata is kept;
+ * norms and other 1-D tensors stay F32. */
+ig_code ig_model_quantize(const char *in_path, const char *out_path, const char *type,
+                          ig_err *err);
+
 /* ------------------------------------------------------------------------- */
 /* Context: one sequence's KV cache and working memory.                        */
 
