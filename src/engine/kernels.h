@@ -107,6 +107,24 @@ void ig_pool_run(ig_pool *p, ig_pool_fn fn, void *arg);
  * over the pool's threads; the result does not depend on the thread count. */
 void ig_matmul(ig_pool *pool, const ig_kernels *k, float *y, const void *w, ig_type wtype,
                int64_t rows, int64_t cols, const float *x, int64_t n_tok, void *scratch);
+/* Bytes of scratch ig_matmul needs (0 when the activations are used as floats). */
 size_t ig_matmul_scratch_bytes(ig_type wtype, int64_t cols, int64_t n_tok);
+
+/* ---- for the kernel implementations and their tests ----------------------- */
+
+/* Each fills (or, for the SIMD sets, overrides entries of) a kernel set. */
+void ig_kernels_fill_ref(ig_kernels *k);
+#if defined(__x86_64__) || defined(__i386__)
+void ig_kernels_fill_avx2(ig_kernels *k);
+void ig_kernels_fill_avx512(ig_kernels *k);
+#endif
+#if defined(__aarch64__)
+void ig_kernels_fill_neon(ig_kernels *k);
+#endif
+/* The reference activation quantizers (shared by the SIMD sets' fallbacks). */
+void ig_ref_q8_0_from_float(const float *x, void *y, int64_t n);
+void ig_ref_q8_k_from_float(const float *x, void *y, int64_t n);
+/* Unpacks a Q4_K block's twelve scale bytes into 8 six-bit scales and mins. */
+void ig_q4_k_unpack_scales(const uint8_t *scales, uint8_t sc[8], uint8_t m[8]);
 
 #endif /* IG_ENGINE_KERNELS_H */

@@ -1,0 +1,230 @@
+/*
+ * kernels.c — choosing a kernel set for this CPU (run-time detection) and the matrix
+ * multiply the forward pass is built on (ig_matmul).
+ *
+ * ig_matmul converts the activations once to the weight type's vec_dot_type, then
+ * splits the weight rows over the pool's threads. Each output element is computed by
+ * the same kernel call whatever the thread count, so results do not depend on it:
+ * row ranges are cut at multiples of IG_MM_ROW_TILE and the tiling inside a range
+ * is the same fixed grid for every split.
+ */
+#include "kernels.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define IG_X86 1
+#elif defined(__aarch64__)
+#define IG_ARM64 1
+#endif
+
+/* ---- kernel sets ----------------------------------------------------------- */
+
+static ig_kernels g_scalar;
+#if IG_X86
+static ig_kernels g_avx2, g_avx512;
+static bool g_has_avx2, g_has_avx512;
+#endif
+#if IG_ARM64
+static ig_kernels g_neon;
+#endif
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+#if IG_X86
+static uint64_t xgetbv0(void)
+{
+    uint32_t lo, hi;
+    __asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static void detect_x86(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return;
+    bool osxsave = c & (1u << 27), fma = c & (1u << 12), f16c = c & (1u << 29);
+    if (!osxsave)
+        return;
+    uint64_t xcr0 = xgetbv0();
+    bool os_avx = (xcr0 & 0x6) == 0x6;
+    bool os_avx512 = (xcr0 & 0xe6) == 0xe6;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return;
+    __cpuid_count(7, 0, a, b, c, d);
+    bool avx2 = b & (1u << 5);
+    bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17), avx512bw = b & (1u << 30),
+         avx512vl = b & (1u << 31), vnni = c & (1u << 11);
+    g_has_avx2 = os_avx && avx2 && fma && f16c;
+    g_has_avx512 =
+        g_has_avx2 && os_avx512 && avx512f && avx512dq && avx512bw && avx512vl && vnni;
+}
+#endif
+
+static void init_sets(void)
+{
+    ig_kernels_fill_ref(&g_scalar);
+#if IG_X86
+    detect_x86();
+    g_avx2 = g_scalar;
+    ig_kernels_fill_avx2(&g_avx2);
+    g_avx512 = g_avx2;
+#ifdef IG_HAVE_AVX512_KERNELS
+    ig_kernels_fill_avx512(&g_avx512);
+#else
+    g_has_avx512 = false; /* no AVX-512 kernels are built */
+#endif
+#endif
+#if IG_ARM64
+    g_neon = g_scalar;
+    ig_kernels_fill_neon(&g_neon);
+#endif
+}
+
+const ig_kernels *ig_kernels_scalar(void)
+{
+    pthread_once(&g_once, init_sets);
+    return &g_scalar;
+}
+
+const ig_kernels *ig_kernels_by_name(const char *isa)
+{
+    pthread_once(&g_once, init_sets);
+    if (!isa)
+        return NULL;
+    if (strcmp(isa, "scalar") == 0)
+        return &g_scalar;
+#if IG_X86
+    if (strcmp(isa, "avx2") == 0)
+        return g_has_avx2 ? &g_avx2 : NULL;
+    if (strcmp(isa, "avx512") == 0)
+        return g_has_avx512 ? &g_avx512 : NULL;
+#endif
+#if IG_ARM64
+    if (strcmp(isa, "neon") == 0)
+        return &g_neon;
+#endif
+    return NULL;
+}
+
+const ig_kernels *ig_kernels_best(void)
+{
+    pthread_once(&g_once, init_sets);
+#if IG_X86
+    if (g_has_avx512)
+        return &g_avx512;
+    if (g_has_avx2)
+        return &g_avx2;
+#endif
+#if IG_ARM64
+    return &g_neon;
+#endif
+    return &g_scalar;
+}
+
+ig_type ig_vec_dot_type(ig_type t)
+{
+    switch (t) {
+    case IG_TYPE_Q8_0:
+    case IG_TYPE_Q4_0:
+        return IG_TYPE_Q8_0;
+    case IG_TYPE_Q4_K:
+    case IG_TYPE_Q6_K:
+        return IG_TYPE_Q8_K;
+    default:
+        return IG_TYPE_F32;
+    }
+}
+
+/* ---- matrix multiply ------------------------------------------------------ */
+
+/* Rows per unit of work: thread ranges are cut at multiples of this. */
+#define IG_MM_ROW_TILE 16
+/* Tokens processed against one row tile while its weights sit in cache. */
+#define IG_MM_TOK_TILE 64
+
+typedef struct {
+    const ig_kernels *k;
+    float *y;
+    const uint8_t *w;
+    ig_type wtype;
+    int64_t rows, cols, n_tok;
+    size_t w_row_bytes;
+    /* activations in vec_dot_type, one row per token */
+    const uint8_t *xq;
+    size_t xq_row_bytes;
+    /* for the conversion pass */
+    const float *x;
+    uint8_t *scratch;
+    ig_type vdt;
+} mm_job;
+
+static void mm_convert(void *varg, int ith, int nth)
+{
+    mm_job *j = varg;
+    int64_t t0 = j->n_tok * ith / nth, t1 = j->n_tok * (ith + 1) / nth;
+    for (int64_t t = t0; t < t1; t++)
+        j->k->from_float[j->vdt](j->x + t * j->cols, j->scratch + (size_t)t * j->xq_row_bytes,
+                                 j->cols);
+}
+
+static void mm_rows(const mm_job *j, int64_t r0, int64_t r1)
+{
+    ig_vec_dot_fn dot = j->k->vec_dot[j->wtype];
+    for (int64_t tt = 0; tt < j->n_tok; tt += IG_MM_TOK_TILE) {
+        int64_t tend = tt + IG_MM_TOK_TILE < j->n_tok ? tt + IG_MM_TOK_TILE : j->n_tok;
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *wr = j->w + (size_t)r * j->w_row_bytes;
+            for (int64_t t = tt; t < tend; t++)
+                dot(j->cols, &j->y[t * j->rows + r], wr, j->xq + (size_t)t * j->xq_row_bytes);
+        }
+    }
+}
+
+static void mm_worker(void *varg, int ith, int nth)
+{
+    mm_job *j = varg;
+    int64_t tiles = (j->rows + IG_MM_ROW_TILE - 1) / IG_MM_ROW_TILE;
+    int64_t a = tiles * ith / nth, b = tiles * (ith + 1) / nth;
+    int64_t r0 = a * IG_MM_ROW_TILE, r1 = b * IG_MM_ROW_TILE;
+    if (r1 > j->rows)
+        r1 = j->rows;
+    for (int64_t r = r0; r < r1; r += IG_MM_ROW_TILE)
+        mm_rows(j, r, r + IG_MM_ROW_TILE < r1 ? r + IG_MM_ROW_TILE : r1);
+}
+
+size_t ig_matmul_scratch_bytes(ig_type wtype, int64_t cols, int64_t n_tok)
+{
+    ig_type vdt = ig_vec_dot_type(wtype);
+    if (vdt == IG_TYPE_F32)
+        return 0; /* the activations are used as they are */
+    return ig_type_row_bytes(vdt, cols) * (size_t)n_tok;
+}
+
+void ig_matmul(ig_pool *pool, const ig_kernels *k, float *y, const void *w, ig_type wtype,
+               int64_t rows, int64_t cols, const float *x, int64_t n_tok, void *scratch)
+{
+    assert(k && k->vec_dot[wtype]);
+    assert(cols % ig_type_block_size(wtype) == 0);
+    mm_job j = {
+        .k = k, .y = y, .w = w, .wtype = wtype, .rows = rows, .cols = cols, .n_tok = n_tok,
+        .w_row_bytes = ig_type_row_bytes(wtype, cols), .x = x, .scratch = scratch,
+        .vdt = ig_vec_dot_type(wtype),
+    };
+    if (j.vdt == IG_TYPE_F32) {
+        j.xq = (const uint8_t *)x;
+        j.xq_row_bytes = (size_t)cols * sizeof(float);
+    } else {
+        assert(scratch);
+        j.xq = scratch;
+        j.xq_row_bytes = ig_type_row_bytes(j.vdt, cols);
+        if (n_tok == 1 || ig_pool_size(pool) == 1)
+            mm_convert(&j, 0, 1);
+        else
+            ig_pool_run(pool, mm_convert, &j);
+    }
+    ig_pool_run(pool, mm_worker, &j);
+}

@@ -1,0 +1,322 @@
+/*
+ * test_kernels.c — the kernels against their scalar reference, the block formats
+ * against hand-built blocks, quantization error bounds, and ig_matmul's agreement
+ * with plain dot products at every thread count.
+ *
+ * Tolerance, stated once: activation conversions (from_float) and to_float must be
+ * bit-identical to the reference (same rounding rule, same float operations). A dot
+ * product may differ from the reference only by float summation order, so
+ * |fast - ref| <= 1e-5 * sum_i |w_i * x_i| (the magnitude of the terms; relative to
+ * the result itself would be meaningless when the terms cancel).
+ */
+#include "ig_check.h"
+#include "kernels.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+static const ig_type WEIGHT_TYPES[] = {IG_TYPE_F32,  IG_TYPE_F16,  IG_TYPE_BF16, IG_TYPE_Q8_0,
+                                       IG_TYPE_Q4_0, IG_TYPE_Q4_K, IG_TYPE_Q6_K};
+#define N_WEIGHT_TYPES (int)(sizeof WEIGHT_TYPES / sizeof WEIGHT_TYPES[0])
+static const char *const ISAS[] = {"avx2", "avx512", "neon"};
+
+static void fill_normal(ig_rng *r, float *x, int64_t n, float scale)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = ig_rng_normal(r) * scale;
+}
+
+/* sum |w_i x_i| over the dequantized operands: the scale of a dot product's error. */
+static double dot_magnitude(ig_type wt, const void *w, const void *xq, int64_t n)
+{
+    const ig_kernels *ref = ig_kernels_scalar();
+    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+    ref->to_float[wt](w, a, n);
+    ref->to_float[ig_vec_dot_type(wt)](xq, b, n);
+    double m = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        m += fabs((double)a[i] * (double)b[i]);
+    free(a);
+    free(b);
+    return m;
+}
+
+/* One (set, type, size) comparison against the reference. */
+static void compare_set(const ig_kernels *k, ig_type wt, const float *wf, const float *xf,
+                        int64_t n)
+{
+    const ig_kernels *ref = ig_kernels_scalar();
+    ig_type vdt = ig_vec_dot_type(wt);
+    size_t wb = ig_type_row_bytes(wt, n), xb = ig_type_row_bytes(vdt, n);
+    uint8_t *w = malloc(wb), *xr = malloc(xb), *xk = malloc(xb);
+    float *back_ref = malloc((size_t)n * sizeof(float)), *back_k = malloc((size_t)n * sizeof(float));
+    ig_quantize_row(wt, wf, w, n);
+
+    ref->from_float[vdt](xf, xr, n);
+    k->from_float[vdt](xf, xk, n);
+    IG_CHECK(memcmp(xr, xk, xb) == 0, "%s from_float[%s] n=%lld differs from the reference",
+             k->isa, ig_type_name(vdt), (long long)n);
+
+    ref->to_float[wt](w, back_ref, n);
+    k->to_float[wt](w, back_k, n);
+    IG_CHECK(memcmp(back_ref, back_k, (size_t)n * sizeof(float)) == 0,
+             "%s to_float[%s] n=%lld differs from the reference", k->isa, ig_type_name(wt),
+             (long long)n);
+
+    float s_ref = 0, s_k = 0;
+    ref->vec_dot[wt](n, &s_ref, w, xr);
+    k->vec_dot[wt](n, &s_k, w, xr);
+    double mag = dot_magnitude(wt, w, xr, n);
+    IG_CHECK(fabs((double)s_ref - (double)s_k) <= 1e-5 * mag + 1e-30,
+             "%s vec_dot[%s] n=%lld: %.9g vs reference %.9g (magnitude %.3g)", k->isa,
+             ig_type_name(wt), (long long)n, s_k, s_ref, mag);
+    free(w), free(xr), free(xk), free(back_ref), free(back_k);
+}
+
+static void test_every_simd_kernel_equals_scalar_reference_on_random_rows(void)
+{
+    ig_rng r = {0x1234567ULL};
+    const int64_t sizes[] = {256, 512, 768, 1024, 2816, 4096, 5632};
+    int n_sets = 0;
+    for (size_t s = 0; s < sizeof ISAS / sizeof ISAS[0]; s++) {
+        const ig_kernels *k = ig_kernels_by_name(ISAS[s]);
+        if (!k)
+            continue;
+        n_sets++;
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            int64_t n = sizes[si];
+            float *wf = malloc((size_t)n * sizeof(float)), *xf = malloc((size_t)n * sizeof(float));
+            for (int rep = 0; rep < 4; rep++) {
+                fill_normal(&r, wf, n, rep == 3 ? 1e-3f : 0.05f);
+                fill_normal(&r, xf, n, rep == 2 ? 30.0f : 1.0f);
+                for (int ti = 0; ti < N_WEIGHT_TYPES; ti++)
+                    compare_set(k, WEIGHT_TYPES[ti], wf, xf, n);
+            }
+            free(wf), free(xf);
+        }
+    }
+    /* Small sizes of the block-32 and float types (n = 32 .. 224). */
+    for (size_t s = 0; s < sizeof ISAS / sizeof ISAS[0]; s++) {
+        const ig_kernels *k = ig_kernels_by_name(ISAS[s]);
+        if (!k)
+            continue;
+        for (int64_t n = 32; n < 256; n += 32) {
+            float wf[256], xf[256];
+            fill_normal(&r, wf, n, 0.1f);
+            fill_normal(&r, xf, n, 1.0f);
+            const ig_type small[] = {IG_TYPE_F32, IG_TYPE_F16, IG_TYPE_BF16, IG_TYPE_Q8_0, IG_TYPE_Q4_0};
+            for (size_t ti = 0; ti < sizeof small / sizeof small[0]; ti++)
+                compare_set(k, small[ti], wf, xf, n);
+        }
+    }
+    if (n_sets == 0)
+        IG_SKIP("this CPU runs no SIMD kernel set; only the reference was checked");
+}
+
+static void test_best_set_is_simd_when_the_cpu_has_it(void)
+{
+    const ig_kernels *best = ig_kernels_best();
+    IG_CHECK(best != NULL, "no best set");
+    IG_CHECK(ig_kernels_by_name(best->isa) == best, "best set %s is not found by name",
+             best->isa);
+    IG_CHECK(ig_kernels_by_name("scalar") == ig_kernels_scalar(), "scalar by name");
+    IG_CHECK(ig_kernels_by_name("nonsense") == NULL, "unknown name must give NULL");
+#if defined(__aarch64__)
+    IG_CHECK(strcmp(best->isa, "neon") == 0, "aarch64 must use neon, got %s", best->isa);
+#endif
+    for (int ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        ig_type t = WEIGHT_TYPES[ti];
+        IG_CHECK(best->vec_dot[t] && best->to_float[t] && best->from_float[ig_vec_dot_type(t)],
+                 "%s set lacks a kernel for %s", best->isa, ig_type_name(t));
+    }
+    if (ig_kernels_by_name("avx512") == NULL)
+        IG_SKIP("no AVX-512 kernels on this CPU/build");
+}
+
+/* dequantize(quantize(x)) stays within a per-type bound of x, relative to the rms. */
+static void test_quantize_roundtrip_error_is_bounded(void)
+{
+    ig_rng r = {99};
+    const int64_t n = 4096;
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+    uint8_t *q = malloc(ig_type_row_bytes(IG_TYPE_F32, n));
+    fill_normal(&r, x, n, 0.02f);
+    struct {
+        ig_type t;
+        double max_rel_rmse;
+    } cases[] = {
+        {IG_TYPE_F32, 0.0},    {IG_TYPE_F16, 0.001}, {IG_TYPE_BF16, 0.004},
+        {IG_TYPE_Q8_0, 0.008}, {IG_TYPE_Q4_0, 0.13}, {IG_TYPE_Q4_K, 0.10},
+        {IG_TYPE_Q6_K, 0.03},
+    };
+    double rms = 0;
+    for (int64_t i = 0; i < n; i++)
+        rms += (double)x[i] * x[i];
+    rms = sqrt(rms / n);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        ig_quantize_row(cases[c].t, x, q, n);
+        ig_kernels_scalar()->to_float[cases[c].t](q, y, n);
+        double e = 0;
+        for (int64_t i = 0; i < n; i++)
+            e += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+        e = sqrt(e / n) / rms;
+        IG_CHECK(e <= cases[c].max_rel_rmse, "%s: relative rmse %.5f > %.5f",
+                 ig_type_name(cases[c].t), e, cases[c].max_rel_rmse);
+    }
+    free(x), free(y), free(q);
+}
+
+static void test_q8_0_block_decodes_as_laid_out(void)
+{
+    ig_block_q8_0 b;
+    b.d = ig_fp32_to_fp16(0.5f);
+    for (int j = 0; j < 32; j++)
+        b.qs[j] = (int8_t)(j * 8 - 128);
+    IG_CHECK(sizeof b == 34, "q8_0 block is %zu bytes", sizeof b);
+    float y[32];
+    ig_kernels_scalar()->to_float[IG_TYPE_Q8_0](&b, y, 32);
+    for (int j = 0; j < 32; j++)
+        IG_CHECK(y[j] == 0.5f * (float)(j * 8 - 128), "element %d = %g", j, y[j]);
+}
+
+static void test_f16_bf16_rows_decode_ieee_values(void)
+{
+    const uint16_t h[4] = {0x3c00, 0xc000, 0x3555, 0x0001}; /* 1, -2, ~1/3, 2^-24 */
+    const uint16_t bf[4] = {0x3f80, 0xc000, 0x3eab, 0x0000};
+    float y[4];
+    ig_kernels_scalar()->to_float[IG_TYPE_F16](h, y, 4);
+    IG_CHECK(y[0] == 1.0f && y[1] == -2.0f && fabsf(y[2] - 0.333251953f) < 1e-9f &&
+                 y[3] == 0x1p-24f,
+             "f16 decode %g %g %g %g", y[0], y[1], y[2], y[3]);
+    ig_kernels_scalar()->to_float[IG_TYPE_BF16](bf, y, 4);
+    IG_CHECK(y[0] == 1.0f && y[1] == -2.0f && fabsf(y[2] - 0.333984375f) < 1e-9f && y[3] == 0,
+             "bf16 decode %g %g %g %g", y[0], y[1], y[2], y[3]);
+}
+
+/* ig_matmul equals one vec_dot per output, bit for bit, for every thread count. */
+static void test_matmul_equals_vec_dot_at_every_thread_count(void)
+{
+    ig_rng r = {7};
+    const int64_t rows = 67, cols = 512;
+    const int64_t toks[] = {1, 3, 8, 70};
+    float *wf = malloc(rows * cols * sizeof(float));
+    fill_normal(&r, wf, rows * cols, 0.05f);
+    const ig_kernels *sets[] = {ig_kernels_scalar(), ig_kernels_best()};
+    for (int ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        ig_type wt = WEIGHT_TYPES[ti];
+        size_t rb = ig_type_row_bytes(wt, cols);
+        uint8_t *w = malloc(rb * rows);
+        for (int64_t i = 0; i < rows; i++)
+            ig_quantize_row(wt, wf + i * cols, w + i * rb, cols);
+        for (size_t s = 0; s < 2; s++) {
+            const ig_kernels *k = sets[s];
+            for (size_t tk = 0; tk < sizeof toks / sizeof toks[0]; tk++) {
+                int64_t n_tok = toks[tk];
+                float *x = malloc(n_tok * cols * sizeof(float));
+                fill_normal(&r, x, n_tok * cols, 1.0f);
+                ig_type vdt = ig_vec_dot_type(wt);
+                size_t xrb = ig_type_row_bytes(vdt, cols);
+                uint8_t *xq = malloc(xrb * n_tok);
+                for (int64_t t = 0; t < n_tok; t++)
+                    k->from_float[vdt](x + t * cols, xq + t * xrb, cols);
+                float *want = malloc(rows * n_tok * sizeof(float));
+                float *y = malloc(rows * n_tok * sizeof(float));
+                for (int64_t t = 0; t < n_tok; t++)
+                    for (int64_t i = 0; i < rows; i++)
+                        k->vec_dot[wt](cols, &want[t * rows + i], w + i * rb, xq + t * xrb);
+                size_t sb = ig_matmul_scratch_bytes(wt, cols, n_tok);
+                void *scratch = sb ? malloc(sb) : NULL;
+                for (int nth = 1; nth <= 3; nth++) {
+                    ig_err err;
+                    ig_pool *p = ig_pool_new(nth, &err);
+                    IG_CHECK(p != NULL, "pool: %s", err.msg);
+                    memset(y, 0xff, rows * n_tok * sizeof(float));
+                    ig_matmul(p, k, y, w, wt, rows, cols, x, n_tok, scratch);
+                    ig_pool_free(p);
+                    int bad = 0;
+                    for (int64_t i = 0; i < rows * n_tok; i++)
+                        bad += memcmp(&y[i], &want[i], sizeof(float)) != 0;
+                    IG_CHECK(bad == 0, "%s %s n_tok=%lld threads=%d: %d outputs differ", k->isa,
+                             ig_type_name(wt), (long long)n_tok, nth, bad);
+                }
+                free(scratch), free(x), free(xq), free(want), free(y);
+            }
+        }
+        free(w);
+    }
+    free(wf);
+}
+
+#include <pthread.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    int hits[8];
+    int n_seen;
+} pool_probe;
+
+static void probe_fn(void *arg, int ith, int nth)
+{
+    pool_probe *p = arg;
+    __atomic_fetch_add(&p->hits[ith], 1, __ATOMIC_RELAXED);
+    p->n_seen = nth;
+}
+
+static void test_pool_runs_every_thread_index_once_per_run(void)
+{
+    for (int nth = 1; nth <= 4; nth++) {
+        ig_err err;
+        ig_pool *p = ig_pool_new(nth, &err);
+        IG_CHECK(p && ig_pool_size(p) == nth, "pool of %d", nth);
+        pool_probe probe = {{0}, 0};
+        for (int run = 0; run < 1000; run++)
+            ig_pool_run(p, probe_fn, &probe);
+        for (int i = 0; i < nth; i++)
+            IG_CHECK(probe.hits[i] == 1000, "thread %d ran %d times", i, probe.hits[i]);
+        IG_CHECK(probe.n_seen == nth, "n_threads passed %d", probe.n_seen);
+        ig_pool_free(p);
+    }
+    ig_err err;
+    IG_CHECK(ig_pool_new(0, &err) == NULL && err.code == IG_ERR_INVALID, "0 threads refused");
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+static void test_idle_pool_sleeps_instead_of_spinning(void)
+{
+    ig_err err;
+    ig_pool *p = ig_pool_new(4, &err);
+    pool_probe probe = {{0}, 0};
+    ig_pool_run(p, probe_fn, &probe); /* workers have run once, then go idle */
+    double c0 = cpu_seconds();
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    double used = cpu_seconds() - c0;
+    /* Three idle workers for 0.3 s: spinning would burn ~0.9 s of CPU. */
+    IG_CHECK(used < 0.05, "idle pool used %.3f s of CPU in 0.3 s", used);
+    ig_pool_run(p, probe_fn, &probe);
+    IG_CHECK(probe.hits[3] == 2, "pool works after sleeping");
+    ig_pool_free(p);
+}
+
+int main(void)
+{
+    IG_RUN(test_best_set_is_simd_when_the_cpu_has_it);
+    IG_RUN(test_q8_0_block_decodes_as_laid_out);
+    IG_RUN(test_f16_bf16_rows_decode_ieee_values);
+    IG_RUN(test_quantize_roundtrip_error_is_bounded);
+    IG_RUN(test_every_simd_kernel_equals_scalar_reference_on_random_rows);
+    IG_RUN(test_matmul_equals_vec_dot_at_every_thread_count);
+    IG_RUN(test_pool_runs_every_thread_index_once_per_run);
+    IG_RUN(test_idle_pool_sleeps_instead_of_spinning);
+    return ig_check_exit();
+}
