@@ -187,6 +187,8 @@ ig_code ig_gguf_writer_add_tensor(ig_gguf_writer *w, const char *name, uint32_t 
                                   const int64_t *ne, ig_type type, const void *data,
                                   size_t size, ig_err *err);
 ig_code ig_gguf_writer_write(const ig_gguf_writer *w, const char *path, ig_err *err);
+/* The same file in memory (tests, fuzz seeds); *out is malloc'd, the caller frees it. */
+ig_code ig_gguf_writer_to_buffer(const ig_gguf_writer *w, void **out, size_t *size, ig_err *err);
 
 /* ------------------------------------------------------------------------- */
 /* Tokenizer, built from a GGUF file's tokenizer.ggml.* metadata.             */
