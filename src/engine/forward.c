@@ -1,0 +1,540 @@
+/*
+ * forward.c — one sequence's context (KV cache, scratch, thread pool) and the
+ * transformer forward pass of the Llama family (llama, qwen2), batched over tokens.
+ *
+ * Read it top to bottom like llama2.c's run.c: every buffer is allocated once in
+ * ig_ctx_new with its shape in a comment, and forward_batch() is the model, layer by
+ * layer. Every weight matrix goes through ig_matmul (kernels.c picks scalar or SIMD);
+ * the small element-wise steps are plain loops here; attention is split by
+ * (token, head) across the pool.
+ *
+ * Layout conventions: activations are row-major [n_tok][dim] floats; the KV cache is
+ * [n_layer][n_ctx][n_head_kv * head_dim] in F32 or F16, so one position of one layer
+ * is one contiguous row.
+ */
+#include "engine.h"
+#include "kernels.h"
+#include "model_internal.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define IG_DEFAULT_BATCH 256
+#define IG_MAX_CTX (1 << 20)
+#define IG_MAX_THREADS 256
+
+struct ig_ctx {
+    const ig_model *m;
+    const ig_kernels *k;
+    ig_pool *pool;
+    int32_t n_ctx;
+    int32_t n_batch;
+    int32_t n_threads;
+    int32_t n_past;   /* positions held in the KV cache */
+    int32_t n_last;   /* tokens of the last decode */
+    bool last_all_logits;
+    ig_type kv_type;
+    size_t kv_row_bytes; /* one position of one layer: n_head_kv * head_dim elements */
+
+    /* KV cache */
+    void *k_cache;       /* [n_layer][n_ctx][n_head_kv * head_dim] of kv_type */
+    void *v_cache;       /* [n_layer][n_ctx][n_head_kv * head_dim] of kv_type */
+
+    /* scratch for one batch of up to n_batch tokens */
+    float *x;            /* [n_batch][n_embd]  residual stream */
+    float *xb;           /* [n_batch][n_embd]  normalised input of a sub-layer */
+    float *xo;           /* [n_batch][n_embd]  output of a sub-layer, added to x */
+    float *q;            /* [n_batch][n_head * head_dim] */
+    float *kcur;         /* [n_batch][n_head_kv * head_dim] */
+    float *vcur;         /* [n_batch][n_head_kv * head_dim] */
+    float *att;          /* [n_batch][n_head * head_dim]  attention output, heads concatenated */
+    float *hb;           /* [n_batch][n_ff]  gate, then silu(gate) * up */
+    float *hb2;          /* [n_batch][n_ff]  up */
+    float *scores;       /* [n_threads][n_ctx]  attention weights, one row per thread */
+    float *vrow;         /* [n_threads][head_dim]  a V row converted to F32 */
+    double *inv_freq;    /* [n_rot / 2]  RoPE angle per position for each pair */
+    void *mm_scratch;    /* ig_matmul's activation buffer, for the largest matrix */
+    size_t mm_scratch_bytes;
+    float *logits;       /* [n_logits_cap][n_vocab] */
+    int32_t n_logits_cap;
+
+    size_t memory_bytes;
+};
+
+ig_ctx_params ig_ctx_default_params(void)
+{
+    ig_ctx_params p = {0};
+    p.n_ctx = 0;
+    p.n_threads = 0;
+    p.n_batch = IG_DEFAULT_BATCH;
+    p.kv_type = IG_TYPE_F32;
+    p.kernels = NULL;
+    return p;
+}
+
+/* ---- allocation ------------------------------------------------------------ */
+
+static void *ctx_alloc(ig_ctx *c, size_t n, size_t size, bool *ok)
+{
+    if (!*ok)
+        return NULL;
+    if (n == 0)
+        n = 1;
+    if (size && n > SIZE_MAX / size) {
+        *ok = false;
+        return NULL;
+    }
+    void *p = calloc(n, size);
+    if (!p)
+        *ok = false;
+    else
+        c->memory_bytes += n * size;
+    return p;
+}
+
+static bool weight_types_supported(const ig_model *m, const ig_kernels *k, ig_err *err)
+{
+    const ig_tensor *mats[9];
+    for (int il = 0; il < m->info.n_layer; il++) {
+        const ig_layer *L = &m->layers[il];
+        const ig_tensor *list[] = {L->wq, L->wk, L->wv, L->wo, L->ffn_gate, L->ffn_up, L->ffn_down};
+        memcpy(mats, list, sizeof list);
+        for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+            if (!k->vec_dot[mats[i]->type]) {
+                ig_err_set(err, IG_ERR_UNSUPPORTED, "tensor '%s': the %s kernels cannot multiply %s weights",
+                           mats[i]->name, k->isa, ig_type_name(mats[i]->type));
+                return false;
+            }
+    }
+    if (!k->vec_dot[m->output->type]) {
+        ig_err_set(err, IG_ERR_UNSUPPORTED, "tensor '%s': the %s kernels cannot multiply %s weights",
+                   m->output->name, k->isa, ig_type_name(m->output->type));
+        return false;
+    }
+    if (m->tok_embd->type != IG_TYPE_F32 && !k->to_float[m->tok_embd->type]) {
+        ig_err_set(err, IG_ERR_UNSUPPORTED, "tensor 'token_embd.weight': no %s row conversion for %s",
+                   k->isa, ig_type_name(m->tok_embd->type));
+        return false;
+    }
+    return true;
+}
+
+static size_t max_matmul_scratch(const ig_model *m, int64_t n_tok)
+{
+    size_t best = ig_matmul_scratch_bytes(m->output->type, m->info.n_embd, n_tok);
+    for (int il = 0; il < m->info.n_layer; il++) {
+        const ig_layer *L = &m->layers[il];
+        const ig_tensor *list[] = {L->wq, L->wk, L->wv, L->wo, L->ffn_gate, L->ffn_up, L->ffn_down};
+        for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) {
+            size_t b = ig_matmul_scratch_bytes(list[i]->type, list[i]->ne[0], n_tok);
+            if (b > best)
+                best = b;
+        }
+    }
+    return best;
+}
+
+ig_ctx *ig_ctx_new(const ig_model *m, const ig_ctx_params *params, ig_err *err)
+{
+    ig_ctx_params p = params ? *params : ig_ctx_default_params();
+    const ig_model_info *in = &m->info;
+    if (p.n_ctx <= 0)
+        p.n_ctx = in->n_ctx_train;
+    if (p.n_ctx > IG_MAX_CTX) {
+        ig_err_set(err, IG_ERR_RANGE, "n_ctx %d is above the limit of %d", p.n_ctx, IG_MAX_CTX);
+        return NULL;
+    }
+    if (p.n_batch <= 0)
+        p.n_batch = IG_DEFAULT_BATCH;
+    if (p.n_batch > p.n_ctx)
+        p.n_batch = p.n_ctx;
+    if (p.n_threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        p.n_threads = n > 0 ? (int32_t)n : 1;
+    }
+    if (p.n_threads > IG_MAX_THREADS)
+        p.n_threads = IG_MAX_THREADS;
+    if (p.kv_type != IG_TYPE_F32 && p.kv_type != IG_TYPE_F16) {
+        ig_err_set(err, IG_ERR_INVALID, "the KV cache type must be f32 or f16, not %s",
+                   ig_type_name(p.kv_type));
+        return NULL;
+    }
+    const ig_kernels *k = p.kernels ? (strcmp(p.kernels, "scalar") == 0 ? ig_kernels_scalar()
+                                                                        : ig_kernels_by_name(p.kernels))
+                                    : ig_kernels_best();
+    if (!k) {
+        ig_err_set(err, IG_ERR_UNSUPPORTED, "kernel set '%s' is unknown or this CPU cannot run it",
+                   p.kernels);
+        return NULL;
+    }
+    if (!weight_types_supported(m, k, err))
+        return NULL;
+    if (!k->vec_dot[p.kv_type] || (p.kv_type != IG_TYPE_F32 && !k->to_float[p.kv_type])) {
+        ig_err_set(err, IG_ERR_UNSUPPORTED, "the %s kernels have no %s attention kernels", k->isa,
+                   ig_type_name(p.kv_type));
+        return NULL;
+    }
+
+    ig_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        ig_err_set(err, IG_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    c->m = m;
+    c->k = k;
+    c->n_ctx = p.n_ctx;
+    c->n_batch = p.n_batch;
+    c->n_threads = p.n_threads;
+    c->kv_type = p.kv_type;
+
+    const size_t E = (size_t)in->n_embd, HD = (size_t)in->head_dim;
+    const size_t QD = (size_t)in->n_head * HD, KVD = (size_t)in->n_head_kv * HD;
+    const size_t F = (size_t)in->n_ff, B = (size_t)p.n_batch, T = (size_t)p.n_threads;
+    c->kv_row_bytes = ig_type_row_bytes(p.kv_type, (int64_t)KVD);
+    size_t kv_rows = (size_t)in->n_layer * (size_t)p.n_ctx;
+
+    bool ok = true;
+    c->k_cache = ctx_alloc(c, kv_rows, c->kv_row_bytes, &ok);
+    c->v_cache = ctx_alloc(c, kv_rows, c->kv_row_bytes, &ok);
+    c->x = ctx_alloc(c, B * E, sizeof(float), &ok);
+    c->xb = ctx_alloc(c, B * E, sizeof(float), &ok);
+    c->xo = ctx_alloc(c, B * E, sizeof(float), &ok);
+    c->q = ctx_alloc(c, B * QD, sizeof(float), &ok);
+    c->kcur = ctx_alloc(c, B * KVD, sizeof(float), &ok);
+    c->vcur = ctx_alloc(c, B * KVD, sizeof(float), &ok);
+    c->att = ctx_alloc(c, B * QD, sizeof(float), &ok);
+    c->hb = ctx_alloc(c, B * F, sizeof(float), &ok);
+    c->hb2 = ctx_alloc(c, B * F, sizeof(float), &ok);
+    c->scores = ctx_alloc(c, T * (size_t)p.n_ctx, sizeof(float), &ok);
+    c->vrow = ctx_alloc(c, T * HD, sizeof(float), &ok);
+    c->inv_freq = ctx_alloc(c, (size_t)m->n_rot / 2, sizeof(double), &ok);
+    c->mm_scratch_bytes = max_matmul_scratch(m, (int64_t)B);
+    c->mm_scratch = ctx_alloc(c, c->mm_scratch_bytes, 1, &ok);
+    c->n_logits_cap = 1;
+    c->logits = ctx_alloc(c, (size_t)in->n_vocab, sizeof(float), &ok);
+    if (!ok) {
+        ig_err_set(err, IG_ERR_NOMEM, "out of memory allocating a context of %d positions", p.n_ctx);
+        ig_ctx_free(c);
+        return NULL;
+    }
+    /* theta_i = pos * freq_scale * base^(-2i / n_rot) / freq_factor_i */
+    for (int32_t i = 0; i < m->n_rot / 2; i++) {
+        double f = pow((double)in->rope_freq_base, -2.0 * i / m->n_rot) * in->rope_freq_scale;
+        if (m->rope_freq_factors)
+            f /= m->rope_freq_factors[i];
+        c->inv_freq[i] = f;
+    }
+    if (!(c->pool = ig_pool_new(p.n_threads, err))) {
+        ig_ctx_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void ig_ctx_free(ig_ctx *c)
+{
+    if (!c)
+        return;
+    ig_pool_free(c->pool);
+    void *bufs[] = {c->k_cache, c->v_cache, c->x,      c->xb,      c->xo,         c->q,
+                    c->kcur,    c->vcur,    c->att,    c->hb,      c->hb2,        c->scores,
+                    c->vrow,    c->inv_freq, c->mm_scratch, c->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    free(c);
+}
+
+size_t ig_ctx_memory_bytes(const ig_ctx *c) { return c->memory_bytes; }
+int32_t ig_ctx_n_past(const ig_ctx *c) { return c->n_past; }
+int32_t ig_ctx_n_ctx(const ig_ctx *c) { return c->n_ctx; }
+const char *ig_ctx_kernels(const ig_ctx *c) { return c->k->isa; }
+const ig_model *ig_ctx_model(const ig_ctx *c) { return c->m; }
+int32_t ig_ctx_n_last(const ig_ctx *c) { return c->n_last; }
+
+void ig_ctx_truncate(ig_ctx *c, int32_t n_past)
+{
+    if (n_past < 0)
+        n_past = 0;
+    if (n_past < c->n_past)
+        c->n_past = n_past;
+    c->n_last = 0;
+}
+
+/* ---- the element-wise steps ------------------------------------------------ */
+
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+{
+    double ss = 0.0;
+    for (int i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++)
+        out[i] = x[i] * scale * w[i];
+}
+
+static void add_bias(float *x, const ig_tensor *bias, int n_tok, int dim)
+{
+    if (!bias)
+        return;
+    const float *b = bias->data;
+    for (int t = 0; t < n_tok; t++)
+        for (int i = 0; i < dim; i++)
+            x[(size_t)t * dim + i] += b[i];
+}
+
+/* Rotates the first n_rot dimensions of each head of one token at position pos. */
+static void rope(const ig_ctx *c, float *vec, int n_heads, int32_t pos)
+{
+    const ig_model *m = c->m;
+    const int hd = m->info.head_dim, half = m->n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        double theta = pos * c->inv_freq[i];
+        float cs = (float)cos(theta), sn = (float)sin(theta);
+        for (int h = 0; h < n_heads; h++) {
+            float *v = vec + (size_t)h * hd;
+            int a = m->rope_style == IG_ROPE_NORMAL ? 2 * i : i;
+            int b = m->rope_style == IG_ROPE_NORMAL ? 2 * i + 1 : i + half;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs - x1 * sn;
+            v[b] = x0 * sn + x1 * cs;
+        }
+    }
+}
+
+static void swiglu(float *gate, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        gate[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+static void store_kv_row(const ig_ctx *c, void *dst, const float *src, int n)
+{
+    if (c->kv_type == IG_TYPE_F32) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    } else {
+        uint16_t *h = dst;
+        for (int i = 0; i < n; i++)
+            h[i] = ig_fp32_to_fp16(src[i]);
+    }
+}
+
+static char *kv_row(const ig_ctx *c, void *cache, int layer, int32_t pos)
+{
+    return (char *)cache + ((size_t)layer * (size_t)c->n_ctx + (size_t)pos) * c->kv_row_bytes;
+}
+
+/* ---- attention: softmax(q K^T / sqrt(hd)) V over positions 0..pos, causal ---- */
+
+typedef struct {
+    ig_ctx *c;
+    int layer;
+    int n_tok;
+    int32_t pos0; /* position of the batch's first token */
+} attention_job;
+
+static void attention_worker(void *arg, int thread, int n_threads)
+{
+    attention_job *job = arg;
+    ig_ctx *c = job->c;
+    const ig_model_info *in = &c->m->info;
+    const int hd = in->head_dim, n_head = in->n_head, group = in->n_head / in->n_head_kv;
+    const size_t QD = (size_t)n_head * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const size_t head_bytes = ig_type_row_bytes(c->kv_type, hd);
+    float *scores = c->scores + (size_t)thread * c->n_ctx;
+    float *vrow = c->vrow + (size_t)thread * hd;
+    const ig_vec_dot_fn dot = c->k->vec_dot[c->kv_type];
+
+    const int64_t items = (int64_t)job->n_tok * n_head;
+    const int64_t lo = items * thread / n_threads, hi = items * (thread + 1) / n_threads;
+    for (int64_t it = lo; it < hi; it++) {
+        const int t = (int)(it / n_head), h = (int)(it % n_head), kvh = h / group;
+        const int32_t pos = job->pos0 + t;
+        const float *q = c->q + (size_t)t * QD + (size_t)h * hd;
+        float *out = c->att + (size_t)t * QD + (size_t)h * hd;
+
+        float max = -INFINITY;
+        for (int32_t j = 0; j <= pos; j++) {
+            const char *krow = kv_row(c, c->k_cache, job->layer, j) + (size_t)kvh * head_bytes;
+            float s;
+            dot(hd, &s, krow, q);
+            scores[j] = s * scale;
+            if (scores[j] > max)
+                max = scores[j];
+        }
+        float sum = 0.0f;
+        for (int32_t j = 0; j <= pos; j++) {
+            scores[j] = expf(scores[j] - max);
+            sum += scores[j];
+        }
+        const float inv_sum = 1.0f / sum;
+
+        memset(out, 0, (size_t)hd * sizeof(float));
+        for (int32_t j = 0; j <= pos; j++) {
+            const char *vsrc = kv_row(c, c->v_cache, job->layer, j) + (size_t)kvh * head_bytes;
+            const float *v = (const float *)vsrc;
+            if (c->kv_type != IG_TYPE_F32) {
+                c->k->to_float[c->kv_type](vsrc, vrow, hd);
+                v = vrow;
+            }
+            const float a = scores[j] * inv_sum;
+            for (int i = 0; i < hd; i++)
+                out[i] += a * v[i];
+        }
+    }
+}
+
+/* ---- the forward pass ------------------------------------------------------- */
+
+static void matmul(ig_ctx *c, float *y, const ig_tensor *w, const float *x, int n_tok)
+{
+    ig_matmul(c->pool, c->k, y, w->data, w->type, w->ne[1], w->ne[0], x, n_tok, c->mm_scratch);
+}
+
+static void embed(const ig_ctx *c, float *out, int32_t token)
+{
+    const ig_tensor *te = c->m->tok_embd;
+    const int64_t E = c->m->info.n_embd;
+    const char *row = (const char *)te->data + (size_t)token * ig_type_row_bytes(te->type, E);
+    if (te->type == IG_TYPE_F32)
+        memcpy(out, row, (size_t)E * sizeof(float));
+    else
+        c->k->to_float[te->type](row, out, E);
+}
+
+/* Runs n_tok tokens at positions n_past.. through the model, appending their keys
+ * and values to the cache. Writes logits for the last `n_out` tokens of the batch
+ * to `logits` ([n_out][n_vocab]); n_out may be 0. */
+static void forward_batch(ig_ctx *c, const int32_t *tokens, int n_tok, int n_out, float *logits)
+{
+    const ig_model *m = c->m;
+    const ig_model_info *in = &m->info;
+    const int E = in->n_embd, F = in->n_ff, HD = in->head_dim;
+    const int QD = in->n_head * HD, KVD = in->n_head_kv * HD;
+    const int32_t pos0 = c->n_past;
+    assert(n_tok >= 1 && n_tok <= c->n_batch && pos0 + n_tok <= c->n_ctx);
+    assert(n_out >= 0 && n_out <= n_tok);
+
+    for (int t = 0; t < n_tok; t++)
+        embed(c, c->x + (size_t)t * E, tokens[t]);
+
+    for (int l = 0; l < in->n_layer; l++) {
+        const ig_layer *L = &m->layers[l];
+
+        /* attention: xb = rmsnorm(x); q, k, v = xb Wq, xb Wk, xb Wv (+ bias) */
+        for (int t = 0; t < n_tok; t++)
+            rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm->data, E, in->norm_eps);
+        matmul(c, c->q, L->wq, c->xb, n_tok);
+        matmul(c, c->kcur, L->wk, c->xb, n_tok);
+        matmul(c, c->vcur, L->wv, c->xb, n_tok);
+        add_bias(c->q, L->bq, n_tok, QD);
+        add_bias(c->kcur, L->bk, n_tok, KVD);
+        add_bias(c->vcur, L->bv, n_tok, KVD);
+
+        /* rotate q and k by position, then append k and v to the cache */
+        for (int t = 0; t < n_tok; t++) {
+            rope(c, c->q + (size_t)t * QD, in->n_head, pos0 + t);
+            rope(c, c->kcur + (size_t)t * KVD, in->n_head_kv, pos0 + t);
+            store_kv_row(c, kv_row(c, c->k_cache, l, pos0 + t), c->kcur + (size_t)t * KVD, KVD);
+            store_kv_row(c, kv_row(c, c->v_cache, l, pos0 + t), c->vcur + (size_t)t * KVD, KVD);
+        }
+
+        /* att = softmax(q k^T / sqrt(hd)) v per head, each token seeing positions <= its own */
+        attention_job job = {c, l, n_tok, pos0};
+        ig_pool_run(c->pool, attention_worker, &job);
+
+        /* x += att Wo */
+        matmul(c, c->xo, L->wo, c->att, n_tok);
+        for (size_t i = 0; i < (size_t)n_tok * E; i++)
+            c->x[i] += c->xo[i];
+
+        /* feed-forward: x += (silu(xb Wgate) * (xb Wup)) Wdown, xb = rmsnorm(x) */
+        for (int t = 0; t < n_tok; t++)
+            rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm->data, E, in->norm_eps);
+        matmul(c, c->hb, L->ffn_gate, c->xb, n_tok);
+        matmul(c, c->hb2, L->ffn_up, c->xb, n_tok);
+        swiglu(c->hb, c->hb2, (size_t)n_tok * F);
+        matmul(c, c->xo, L->ffn_down, c->hb, n_tok);
+        for (size_t i = 0; i < (size_t)n_tok * E; i++)
+            c->x[i] += c->xo[i];
+    }
+    c->n_past += n_tok;
+
+    /* logits = rmsnorm(x) Woutput, only for the rows asked for */
+    if (n_out > 0) {
+        const int first = n_tok - n_out;
+        for (int t = 0; t < n_out; t++)
+            rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)(first + t) * E, m->output_norm->data, E,
+                    in->norm_eps);
+        matmul(c, logits, m->output, c->xb, n_out);
+    }
+}
+
+ig_code ig_ctx_decode(ig_ctx *c, const int32_t *tokens, int32_t n, bool all_logits, ig_err *err)
+{
+    const int32_t n_vocab = c->m->info.n_vocab;
+    if (n < 1)
+        return ig_err_set(err, IG_ERR_INVALID, "decode needs at least one token");
+    for (int32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return ig_err_set(err, IG_ERR_INVALID, "token %d at index %d is outside the vocabulary of %d",
+                              tokens[i], i, n_vocab);
+    if (n > c->n_ctx - c->n_past)
+        return ig_err_set(err, IG_ERR_RANGE, "context full: %d tokens do not fit after %d of %d positions",
+                          n, c->n_past, c->n_ctx);
+    if (all_logits && n > c->n_logits_cap) {
+        /* Logits of every token were asked for: grow once to n rows (at most n_ctx). */
+        float *bigger = realloc(c->logits, (size_t)n * n_vocab * sizeof(float));
+        if (!bigger)
+            return ig_err_set(err, IG_ERR_NOMEM, "out of memory for the logits of %d tokens", n);
+        c->memory_bytes += (size_t)(n - c->n_logits_cap) * n_vocab * sizeof(float);
+        c->logits = bigger;
+        c->n_logits_cap = n;
+    }
+    c->n_last = 0;
+    for (int32_t off = 0; off < n; off += c->n_batch) {
+        int32_t nb = n - off < c->n_batch ? n - off : c->n_batch;
+        bool last_chunk = off + nb == n;
+        if (all_logits)
+            forward_batch(c, tokens + off, nb, nb, c->logits + (size_t)off * n_vocab);
+        else
+            forward_batch(c, tokens + off, nb, last_chunk ? 1 : 0, c->logits);
+    }
+    c->n_last = n;
+    c->last_all_logits = all_logits;
+    return IG_OK;
+}
+
+const float *ig_ctx_logits(const ig_ctx *c, int32_t i)
+{
+    if (c->n_last <= 0 || i < 0 || i >= c->n_last)
+        return NULL;
+    if (c->last_all_logits)
+        return c->logits + (size_t)i * c->m->info.n_vocab;
+    return i == c->n_last - 1 ? c->logits : NULL;
+}
+
+ig_code ig_score(ig_ctx *c, const int32_t *tokens, int32_t n, float *logprobs, ig_err *err)
+{
+    if (n < 1)
+        return ig_err_set(err, IG_ERR_INVALID, "score needs at least one token");
+    if (n > c->n_ctx)
+        return ig_err_set(err, IG_ERR_RANGE, "%d tokens do not fit a context of %d", n, c->n_ctx);
+    ig_ctx_truncate(c, 0);
+    const int32_t n_vocab = c->m->info.n_vocab;
+    logprobs[0] = 0.0f;
+    for (int32_t off = 0; off < n; off += c->n_batch) {
+        int32_t nb = n - off < c->n_batch ? n - off : c->n_batch;
+        ig_code rc = ig_ctx_decode(c, tokens + off, nb, true, err);
+        if (rc)
+            return rc;
+        for (int32_t j = 0; j < nb && off + j + 1 < n; j++)
+            logprobs[off + j + 1] = ig_logprob_of(ig_ctx_logits(c, j), n_vocab, tokens[off + j + 1]);
+    }
+    return IG_OK;
+}
