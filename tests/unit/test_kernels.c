@@ -114,6 +114,122 @@ static void test_every_simd_kernel_equals_scalar_reference_on_random_rows(void)
         IG_SKIP("this CPU runs no SIMD kernel set; only the reference was checked");
 }
 
+/* Random weight and activation blocks whose scales are powers of two and whose
+ * integer sums stay below 2^24: every float operation of every kernel is then exact,
+ * so any integer slip (a wrong nibble, scale or offset) shows as inequality. */
+static uint16_t pow2_fp16(ig_rng *r)
+{
+    return ig_fp32_to_fp16(ldexpf(1.0f, -(int)(ig_rng_next(r) % 2) - 4));
+}
+
+static int rand_range(ig_rng *r, int lo, int hi)
+{
+    return lo + (int)(ig_rng_next(r) % (unsigned)(hi - lo + 1));
+}
+
+static void make_exact_operands(ig_rng *r, ig_type wt, int64_t n, void *w, void *x)
+{
+    int64_t nb = n / ig_type_block_size(wt);
+    switch (wt) {
+    case IG_TYPE_Q8_0:
+    case IG_TYPE_Q4_0:
+        for (int64_t i = 0; i < nb; i++) {
+            if (wt == IG_TYPE_Q8_0) {
+                ig_block_q8_0 *b = (ig_block_q8_0 *)w + i;
+                b->d = pow2_fp16(r);
+                for (int j = 0; j < 32; j++)
+                    b->qs[j] = (int8_t)rand_range(r, -128, 127);
+            } else {
+                ig_block_q4_0 *b = (ig_block_q4_0 *)w + i;
+                b->d = pow2_fp16(r);
+                for (int j = 0; j < 16; j++)
+                    b->qs[j] = (uint8_t)rand_range(r, 0, 255);
+            }
+            ig_block_q8_0 *y = (ig_block_q8_0 *)x + i;
+            y->d = pow2_fp16(r);
+            for (int j = 0; j < 32; j++)
+                y->qs[j] = (int8_t)rand_range(r, -127, 127);
+        }
+        break;
+    case IG_TYPE_Q4_K:
+    case IG_TYPE_Q6_K:
+        for (int64_t i = 0; i < nb; i++) {
+            if (wt == IG_TYPE_Q4_K) {
+                ig_block_q4_K *b = (ig_block_q4_K *)w + i;
+                b->d = pow2_fp16(r);
+                b->dmin = pow2_fp16(r);
+                for (int j = 0; j < 12; j++)
+                    b->scales[j] = (uint8_t)rand_range(r, 0, 255);
+                for (int j = 0; j < 128; j++)
+                    b->qs[j] = (uint8_t)rand_range(r, 0, 255);
+            } else {
+                ig_block_q6_K *b = (ig_block_q6_K *)w + i;
+                b->d = pow2_fp16(r);
+                for (int j = 0; j < 16; j++)
+                    b->scales[j] = (int8_t)rand_range(r, -128, 127);
+                for (int j = 0; j < 128; j++)
+                    b->ql[j] = (uint8_t)rand_range(r, 0, 255);
+                for (int j = 0; j < 64; j++)
+                    b->qh[j] = (uint8_t)rand_range(r, 0, 255);
+            }
+            ig_block_q8_K *y = (ig_block_q8_K *)x + i;
+            y->d = ldexpf(1.0f, -rand_range(r, 4, 5));
+            for (int j = 0; j < 256; j++)
+                y->qs[j] = (int8_t)rand_range(r, -20, 20);
+            for (int g = 0; g < 16; g++) {
+                int s = 0;
+                for (int j = 0; j < 16; j++)
+                    s += y->qs[16 * g + j];
+                y->bsums[g] = (int16_t)s;
+            }
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static void test_integer_kernels_are_exact_when_float_math_is_exact(void)
+{
+    ig_rng r = {4242};
+    const ig_type types[] = {IG_TYPE_Q8_0, IG_TYPE_Q4_0, IG_TYPE_Q4_K, IG_TYPE_Q6_K};
+    const int64_t sizes[] = {256, 512, 1024, 2816};
+    int n_sets = 0;
+    for (size_t s = 0; s < sizeof ISAS / sizeof ISAS[0]; s++) {
+        const ig_kernels *k = ig_kernels_by_name(ISAS[s]);
+        if (!k)
+            continue;
+        n_sets++;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+                ig_type wt = types[ti];
+                int64_t n = sizes[si];
+                if (n % ig_type_block_size(wt))
+                    continue;
+                void *w = malloc(ig_type_row_bytes(wt, n));
+                void *x = malloc(ig_type_row_bytes(ig_vec_dot_type(wt), n));
+                for (int rep = 0; rep < 8; rep++) {
+                    make_exact_operands(&r, wt, n, w, x);
+                    float a = 0, b = 0;
+                    ig_kernels_scalar()->vec_dot[wt](n, &a, w, x);
+                    k->vec_dot[wt](n, &b, w, x);
+                    IG_CHECK(a == b, "%s vec_dot[%s] n=%lld: %.9g, reference %.9g", k->isa,
+                             ig_type_name(wt), (long long)n, b, a);
+                    float *fa = malloc(n * sizeof(float)), *fb = malloc(n * sizeof(float));
+                    ig_kernels_scalar()->to_float[wt](w, fa, n);
+                    k->to_float[wt](w, fb, n);
+                    IG_CHECK(memcmp(fa, fb, n * sizeof(float)) == 0, "%s to_float[%s]", k->isa,
+                             ig_type_name(wt));
+                    free(fa), free(fb);
+                }
+                free(w), free(x);
+            }
+        }
+    }
+    if (n_sets == 0)
+        IG_SKIP("this CPU runs no SIMD kernel set");
+}
+
 static void test_best_set_is_simd_when_the_cpu_has_it(void)
 {
     const ig_kernels *best = ig_kernels_best();
@@ -315,6 +431,7 @@ int main(void)
     IG_RUN(test_f16_bf16_rows_decode_ieee_values);
     IG_RUN(test_quantize_roundtrip_error_is_bounded);
     IG_RUN(test_every_simd_kernel_equals_scalar_reference_on_random_rows);
+    IG_RUN(test_integer_kernels_are_exact_when_float_math_is_exact);
     IG_RUN(test_matmul_equals_vec_dot_at_every_thread_count);
     IG_RUN(test_pool_runs_every_thread_index_once_per_run);
     IG_RUN(test_idle_pool_sleeps_instead_of_spinning);
