@@ -41,6 +41,21 @@ ig_msg_type ig_msg_type_from_name(const char *name)
 
 const char *ig_node_class_name(ig_node_class c) { return c == IG_NODE_CLASS_CLOUD ? "cloud" : "edge"; }
 
+ig_gen_params ig_net_default_gen_params(void)
+{
+    ig_gen_params p;
+    memset(&p, 0, sizeof p);
+    p.max_tokens = 16;
+    p.sampler.temperature = 1.0f;
+    p.sampler.top_k = 0;
+    p.sampler.top_p = 1.0f;
+    p.sampler.min_p = 0.0f;
+    p.sampler.repeat_penalty = 1.0f;
+    p.sampler.repeat_last_n = 64;
+    p.sampler.seed = 0;
+    return p;
+}
+
 void ig_msg_init(ig_msg *m, ig_msg_type type)
 {
     memset(m, 0, sizeof *m);
@@ -316,7 +331,7 @@ static ig_code parse_job(pctx *p, json_t *r, ig_msg_job *j, void **owned)
     if ((rc = get_array(p, r, "resume", "resume", false, IG_NET_MAX_RESUME, &resume)))
         return rc;
 
-    j->params = ig_gen_default_params();
+    j->params = ig_net_default_gen_params();
     json_t *params = json_object_get(r, "params");
     if (!params || json_is_null(params))
         return ig_err_set(p->err, IG_ERR_PROTOCOL, "%s: missing field 'params'", p->msg);

@@ -172,7 +172,7 @@ typedef struct {
     int32_t n_messages;
     /* params: max_tokens, sampler.{temperature, top_p, top_k, min_p, repeat_penalty,
      * repeat_last_n, seed}, stop/n_stop, top_logprobs, ignore_eos. The parser starts
-     * from ig_gen_default_params() and requires max_tokens and seed; the rest are
+     * from ig_net_default_gen_params() and requires max_tokens and seed; the rest are
      * optional. */
     ig_gen_params params;
     bool logprobs;
@@ -238,6 +238,12 @@ typedef struct {
         ig_msg_done done;
     };
 } ig_msg;
+
+/* The wire defaults of a job's optional params (OpenAI's): temperature 1, top_p 1,
+ * top_k 0 (off), min_p 0 (off), repeat_penalty 1 (off), repeat_last_n 64, no stop
+ * strings, top_logprobs 0, ignore_eos false; max_tokens 16 and seed 0 (both are
+ * required on the wire, so these only seed a struct being built). */
+ig_gen_params ig_net_default_gen_params(void);
 
 /* Zeroes m and sets its type (for building). */
 void ig_msg_init(ig_msg *m, ig_msg_type type);

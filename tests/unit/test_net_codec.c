@@ -137,7 +137,7 @@ static void test_job_roundtrip_keeps_params_messages_and_resume(void **state)
     ig_chat_message msgs[2] = {{"system", "be brief"}, {"user", "hi \"there\"\n"}};
     j->messages = msgs;
     j->n_messages = 2;
-    j->params = ig_gen_default_params();
+    j->params = ig_net_default_gen_params();
     j->params.max_tokens = 17;
     j->params.sampler.temperature = 0.5f;
     j->params.sampler.top_p = 0.9f;
@@ -185,7 +185,7 @@ static void test_job_roundtrip_keeps_params_messages_and_resume(void **state)
     c.job.kind = IG_JOB_COMPLETION;
     c.job.prompt = "a\0b";
     c.job.prompt_len = 3;
-    c.job.params = ig_gen_default_params();
+    c.job.params = ig_net_default_gen_params();
     c.job.params.max_tokens = 1;
     out = roundtrip(&c);
     assert_int_equal(out.job.prompt_len, 3);
@@ -369,8 +369,8 @@ static void test_bad_json_is_rejected_with_position(void **state)
 static void test_bad_utf8_is_rejected_with_offset(void **state)
 {
     (void)state;
-    expect_reject("{\"type\":\"error\",\"message\":\"\xff\"}", "not valid UTF-8 at byte 28");
-    expect_reject("{\"type\":\"error\",\"message\":\"\xc0\xaf\"}", "not valid UTF-8 at byte 28");
+    expect_reject("{\"type\":\"error\",\"message\":\"\xff\"}", "not valid UTF-8 at byte 27");
+    expect_reject("{\"type\":\"error\",\"message\":\"\xc0\xaf\"}", "not valid UTF-8 at byte 27");
     expect_reject("{\"type\":\"error\",\"message\":\"\xed\xa0\x80\"}", "not valid UTF-8"); /* surrogate */
     expect_reject("{\"type\":\"error\",\"message\":\"\xe2\x82\"}", "not valid UTF-8");     /* cut */
 }
@@ -401,7 +401,7 @@ static void test_wrong_or_missing_fields_are_named(void **state)
              key);
     expect_reject(buf, "hello: field 'models[0].class' must be \"edge\" or \"cloud\"");
     expect_reject("{\"type\":\"hello\",\"version\":1,\"node_key\":\"zz\"}", "hello: field 'node_key'");
-    expect_reject("{\"type\":\"challenge\",\"nonce\":\"0123\"}", "challenge: field 'nonce' is 4 bytes");
+    expect_reject("{\"type\":\"challenge\",\"nonce\":\"0123\"}", "challenge: field 'nonce' must be 64 hex digits");
     expect_reject("{\"type\":\"welcome\",\"node_id\":\"n\"}", "welcome: missing field 'heartbeat_ms'");
     expect_reject("{\"type\":\"job\",\"job_id\":\"j\",\"model\":\"edge\",\"kind\":\"completion\","
                   "\"prompt\":\"x\",\"params\":{\"seed\":1}}",
