@@ -231,11 +231,29 @@ static void fail_reason(ig_net_conn *c, ig_code code, const char *reason)
 {
     if (c->closed || c->failing || c->pending_close)
         return;
+    /* The error frame must get through even when the reason is long or our limit is
+     * small: the reason is cut to 256 bytes and framed with a limit of at least 4 KiB. */
+    char shown[260];
+    size_t rl = strlen(reason);
+    if (rl > 256) {
+        rl = 256;
+        while (rl > 0 && ((unsigned char)reason[rl] & 0xC0) == 0x80)
+            rl--;
+    }
+    memcpy(shown, reason, rl);
+    shown[rl] = '\0';
     ig_msg m;
     ig_msg_init(&m, IG_MSG_ERROR);
-    m.error.message = reason;
-    ig_err e;
-    bool sent = c->bev && c->opened && ig_net_conn_send(c, &m, &e) == IG_OK;
+    m.error.message = shown;
+    bool sent = false;
+    if (c->bev && c->opened) {
+        json_t *j = ig_msg_to_json(&m, NULL);
+        size_t n = 0;
+        unsigned char *buf = j ? ig_net_frame_encode(j, c->max_frame > 4096 ? c->max_frame : 4096, &n, NULL) : NULL;
+        json_decref(j);
+        sent = buf && queue_bytes(c, buf, n, NULL) == IG_OK;
+        free(buf);
+    }
     c->pending_reason.code = code;
     snprintf(c->pending_reason.msg, sizeof c->pending_reason.msg, "%s", reason);
     if (!sent || c->pending_close) {
