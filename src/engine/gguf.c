@@ -122,51 +122,48 @@ static const char *vtype_name(uint32_t t)
     return t < sizeof names / sizeof names[0] ? names[t] : "invalid";
 }
 
+/* UTF-8 validation as a shift-based automaton. Bytes fall into 12 classes (the
+ * classes of Bjoern Hoehrmann's decoder: ASCII, continuation ranges 80-8f / 90-9f /
+ * a0-bf, the lead bytes with special second-byte ranges e0, ed, f0, f4, invalid
+ * c0-c1 and f5-ff). There are 9 states (accept = 0, reject = 6, and the partial
+ * sequences), each 6 bits wide; UTF8_NEXT[class] holds, at bit 6*k, the next state
+ * (times 6) from state k. The step is one shift, so the loop runs near a byte per
+ * cycle; reject is absorbing, so only the final state needs checking. Overlongs,
+ * surrogates and code points above U+10FFFF are rejected. */
+static const uint8_t UTF8_CLASS[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+    8, 8, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    10, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 4, 3, 3, 11, 6, 6, 6, 5, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+};
+
+static const uint64_t UTF8_NEXT[12] = {
+    0x0006186186186180ull, 0x0012486306300186ull, 0x000618618618618cull,
+    0x0006186186186192ull, 0x000618618618619eull, 0x00061861861861b0ull,
+    0x00061861861861aaull, 0x000649218c300186ull, 0x0006186186186186ull,
+    0x0006492306300186ull, 0x0006186186186198ull, 0x00061861861861a4ull,
+};
+
 bool ig_utf8_valid(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
+    uint64_t state = 0;
     size_t i = 0;
-    while (i < n) {
-        /* ASCII runs 8 bytes at a time: vocabularies are mostly ASCII. */
-        while (i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (w & 0x8080808080808080ull)
-                break;
-            i += 8;
-        }
-        if (i >= n)
+    /* ASCII runs 8 bytes at a time while between characters. */
+    while (n - i >= 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ull)
             break;
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        unsigned lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-        if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            if (c == 0xe0) lo = 0xa0;      /* overlong */
-            if (c == 0xed) hi = 0x9f;      /* surrogates */
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            if (c == 0xf0) lo = 0x90;      /* overlong */
-            if (c == 0xf4) hi = 0x8f;      /* > U+10FFFF */
-        } else {
-            return false;
-        }
-        if (n - i < len)
-            return false;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return false;
-        for (size_t k = 2; k < len; k++)
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-        i += len;
+        i += 8;
     }
-    return true;
+    for (; i < n; i++)
+        state = (UTF8_NEXT[UTF8_CLASS[s[i]]] >> state) & 63;
+    return state == 0;
 }
 
 /* A printable, bounded rendering of a key or name for error messages. */
@@ -604,9 +601,10 @@ static bool parse_tensors(cursor *c, ig_gguf *g)
         ig_tensor *t = &g->tensors[i];
         uint64_t avail = g->data_off <= g->size ? g->size - g->data_off : 0;
         if (t->offset > avail || t->size > avail - t->offset) {
+            char nq[128];
             fail(c, IG_ERR_FORMAT, offset_fields[i],
                  "tensor '%s': data at %" PRIu64 "+%" PRIu64 " (%zu bytes) lies past the end of the %" PRIu64
-                 "-byte file", t->name, g->data_off, t->offset, t->size, g->size);
+                 "-byte file", quote(nq, sizeof nq, t->name, strlen(t->name)), g->data_off, t->offset, t->size, g->size);
             goto out;
         }
         t->data = g->base + g->data_off + t->offset;
@@ -619,9 +617,11 @@ static bool parse_tensors(cursor *c, ig_gguf *g)
             const ig_tensor *p = &g->tensors[spans[k - 1].index];
             const ig_tensor *t = &g->tensors[spans[k].index];
             if (p->offset + p->size > t->offset) {
+                char tq[128], pq[128];
                 fail(c, IG_ERR_FORMAT, offset_fields[spans[k].index],
                      "tensor '%s': data [%" PRIu64 ", %" PRIu64 ") overlaps tensor '%s' [%" PRIu64
-                     ", %" PRIu64 ")", t->name, t->offset, t->offset + t->size, p->name, p->offset,
+                     ", %" PRIu64 ")", quote(tq, sizeof tq, t->name, strlen(t->name)), t->offset,
+                     t->offset + t->size, quote(pq, sizeof pq, p->name, strlen(p->name)), p->offset,
                      p->offset + p->size);
                 goto out;
             }

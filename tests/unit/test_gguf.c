@@ -11,6 +11,7 @@
  *        test_gguf --write-seeds DIR  writes the fuzzer's seed corpus
  */
 #include "engine.h"
+#include "gguf_internal.h"
 #include "ig_check.h"
 
 #include <inttypes.h>
@@ -741,6 +742,74 @@ static void test_utf8_validation_rejects_overlongs_surrogates_and_out_of_range(v
     }
 }
 
+/* The reference: decode one character by the definition and check its range. */
+static bool utf8_reference(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint32_t c = s[i], cp;
+        size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        if (len == 0 || n - i < len)
+            return false;
+        cp = len == 1 ? c : c & (0x7f >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+static void test_utf8_validator_agrees_with_reference_on_all_short_sequences(void)
+{
+    /* Every 1-, 2- and 3-byte sequence, and 4-byte ones built from boundary bytes. */
+    uint8_t b[4];
+    long bad = 0;
+    for (unsigned x = 0; x < 256; x++) {
+        b[0] = (uint8_t)x;
+        bad += ig_utf8_valid((char *)b, 1) != utf8_reference(b, 1);
+        for (unsigned y = 0; y < 256; y++) {
+            b[1] = (uint8_t)y;
+            bad += ig_utf8_valid((char *)b, 2) != utf8_reference(b, 2);
+            for (unsigned z = 0; z < 256; z++) {
+                b[2] = (uint8_t)z;
+                bad += ig_utf8_valid((char *)b, 3) != utf8_reference(b, 3);
+            }
+        }
+    }
+    static const uint8_t edge[] = {0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xe0, 0xf4, 0xff};
+    for (unsigned x = 0; x < 256; x++)
+        for (size_t i = 0; i < sizeof edge; i++)
+            for (size_t j = 0; j < sizeof edge; j++)
+                for (size_t k = 0; k < sizeof edge; k++) {
+                    b[0] = (uint8_t)x, b[1] = edge[i], b[2] = edge[j], b[3] = edge[k];
+                    bad += ig_utf8_valid((char *)b, 4) != utf8_reference(b, 4);
+                }
+    /* Long strings take the 8-byte ASCII path before the automaton. */
+    const char *longer[] = {"abcdefgh", "abcdefghé", "abcdefgh\xc3", "abcdefghijklmnop\xed\xa0\x80", "0123456789abcdef"};
+    for (size_t i = 0; i < sizeof longer / sizeof longer[0]; i++)
+        bad += ig_utf8_valid(longer[i], strlen(longer[i])) != utf8_reference((const uint8_t *)longer[i], strlen(longer[i]));
+    IG_CHECK(bad == 0, "%ld sequences judged differently", bad);
+}
+
+static void test_fuzz_seed_files_open(void)
+{
+    const char *seeds[] = {"fixture.gguf", "v2-f64-i16.gguf", "align64-bf16-q4_0.gguf"};
+    for (size_t i = 0; i < 3; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "tests/fuzz/seeds/gguf/%s", seeds[i]);
+        ig_err err = {0};
+        ig_gguf *g = ig_gguf_open(path, &err);
+        IG_CHECK(g != NULL, "%s: %s", path, err.msg);
+        ig_gguf_free(g);
+    }
+}
+
 static void test_bool_other_than_0_or_1_fails(void)
 {
     size_t size;
@@ -1227,6 +1296,8 @@ int main(int argc, char **argv)
         CASE(test_duplicate_keys_fail_naming_both_offsets),
         CASE(test_non_utf8_key_string_element_and_name_fail),
         CASE(test_utf8_validation_rejects_overlongs_surrogates_and_out_of_range),
+        CASE(test_utf8_validator_agrees_with_reference_on_all_short_sequences),
+        CASE(test_fuzz_seed_files_open),
         CASE(test_bool_other_than_0_or_1_fails),
         CASE(test_empty_key_and_key_with_nul_fail),
         CASE(test_getters_convert_numbers_only_when_in_range),
