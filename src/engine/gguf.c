@@ -710,6 +710,10 @@ ig_gguf *ig_gguf_open_buffer(const void *data, size_t size, ig_err *err)
 
 ig_gguf *ig_gguf_open(const char *path, ig_err *err)
 {
+    if (!path) {
+        ig_err_set(err, IG_ERR_INVALID, "gguf: NULL path");
+        return NULL;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         ig_err_set(err, IG_ERR_IO, "cannot open %s: %s", path, strerror(errno));

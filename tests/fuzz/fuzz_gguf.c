@@ -23,6 +23,42 @@ static void touch(const void *p, size_t n, const uint8_t *base, size_t size)
     }
 }
 
+/* Whatever the reader accepts, the writer reproduces: copy every key and tensor,
+ * write, reopen, and find the same keys, values and tensor bytes. */
+static void rewrite_and_compare(const ig_gguf *g)
+{
+    ig_gguf_writer *w = ig_gguf_writer_new();
+    REQUIRE(w);
+    ig_err err = {0};
+    for (int64_t i = 0; i < ig_gguf_n_kv(g); i++)
+        ig_gguf_writer_copy_kv(w, g, i);
+    for (int64_t i = 0; i < ig_gguf_n_tensors(g); i++) {
+        const ig_tensor *t = ig_gguf_tensor_at(g, i);
+        REQUIRE(ig_gguf_writer_add_tensor(w, t->name, t->n_dims, t->ne, t->type, t->data, t->size,
+                                          &err) == IG_OK);
+    }
+    void *buf = NULL;
+    size_t size = 0;
+    REQUIRE(ig_gguf_writer_to_buffer(w, &buf, &size, &err) == IG_OK);
+    ig_gguf_writer_free(w);
+    ig_gguf *h = ig_gguf_open_buffer(buf, size, &err);
+    REQUIRE(h);
+    REQUIRE(ig_gguf_n_kv(h) == ig_gguf_n_kv(g) && ig_gguf_n_tensors(h) == ig_gguf_n_tensors(g));
+    REQUIRE(ig_gguf_alignment(h) == ig_gguf_alignment(g));
+    for (int64_t i = 0; i < ig_gguf_n_kv(g); i++) {
+        ig_str a = ig_gguf_kv_key(g, i), b = ig_gguf_kv_key(h, i);
+        REQUIRE(a.len == b.len && memcmp(a.ptr, b.ptr, (size_t)a.len) == 0);
+        REQUIRE(ig_gguf_kv_type(g, i) == ig_gguf_kv_type(h, i));
+    }
+    for (int64_t i = 0; i < ig_gguf_n_tensors(g); i++) {
+        const ig_tensor *t = ig_gguf_tensor_at(g, i), *u = ig_gguf_tensor_at(h, i);
+        REQUIRE(strcmp(t->name, u->name) == 0 && t->type == u->type && t->size == u->size);
+        REQUIRE(memcmp(t->ne, u->ne, sizeof t->ne) == 0 && memcmp(t->data, u->data, t->size) == 0);
+    }
+    ig_gguf_free(h);
+    free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     ig_err err = {0};
@@ -84,6 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     REQUIRE(ig_gguf_tensor_at(g, ig_gguf_n_tensors(g)) == NULL);
     REQUIRE(ig_gguf_find_key(g, "") == -1);
+    rewrite_and_compare(g);
     ig_gguf_free(g);
     return 0;
 }

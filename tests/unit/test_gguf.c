@@ -370,7 +370,9 @@ static void test_setting_a_key_twice_replaces_its_value_and_type(void)
 
 static void test_copy_kv_copies_every_key_of_real_files_verbatim(void)
 {
-    const char *files[] = {"models/edge.gguf", "tests/data/tokenizers/vocab-llama2-spm.gguf"};
+    char files[2][512];
+    path_join(files[0], sizeof files[0], env_or("IG_MODELS", "models"), "edge.gguf");
+    path_join(files[1], sizeof files[1], env_or("IG_TEST_DATA", "tests/data"), "tokenizers/vocab-llama2-spm.gguf");
     for (int fi = 0; fi < 2; fi++) {
         ig_err err = {0};
         ig_gguf *src = ig_gguf_open(files[fi], &err);
