@@ -66,5 +66,6 @@ int ig_cmd_serve(int argc, char **argv);
 int ig_cmd_node(int argc, char **argv);
 int ig_cmd_up(int argc, char **argv);
 int ig_cmd_keys(int argc, char **argv);
+int ig_cmd_nodes(int argc, char **argv);
 
 #endif /* IG_CLI_H */

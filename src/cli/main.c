@@ -22,6 +22,7 @@ static const subcommand COMMANDS[] = {
     {"bench", ig_cmd_bench, "measure prefill and decode speed against memory bandwidth"},
     {"model", ig_cmd_model, "inspect, synthesise and quantize GGUF models"},
     {"keys", ig_cmd_keys, "create, list and revoke buyer API keys"},
+    {"nodes", ig_cmd_nodes, "node enrolment: create one-time enrolment tokens"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

@@ -216,12 +216,6 @@ static void handle_generate(ig_coord *c, struct evhttp_request *req, ig_coord_ki
         reply_error(c, req, ep, 413, "invalid_request_error", "request_too_large", NULL, msg);
         return;
     }
-    const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-    if (ctype && strncasecmp(ctype, "application/json", 16) != 0 && strncasecmp(ctype, "text/plain", 10) != 0) {
-        reply_error(c, req, ep, 400, "invalid_request_error", "invalid_content_type", NULL,
-                    "Content-Type must be application/json");
-        return;
-    }
     const char *body = len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)len) : "";
     ig_coord_request r;
     ig_coord_api_error e;

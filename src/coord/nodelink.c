@@ -105,7 +105,7 @@ static void on_auth(node_conn *n, const ig_msg_auth *a)
         ig_net_conn_close(n->link, err.code, "sending welcome: %s", err.msg);
         return;
     }
-    char label[96];
+    char label[112];
     snprintf(label, sizeof label, "%s(%s)", n->node_id, n->name);
     ig_net_conn_set_label(n->link, label);
     ig_net_conn_set_heartbeat(n->link, c->cfg.heartbeat_ms);

@@ -268,7 +268,7 @@ static bool parse_messages(const json_t *v, ig_coord_request *r, ig_coord_api_er
     json_t *m;
     json_array_foreach(v, i, m)
     {
-        char param[48];
+        char param[64];
         snprintf(param, sizeof param, "messages[%zu]", i);
         if (!json_is_object(m)) {
             bad(e, param, "'%s' must be an object, got %s", param, type_name(m));
@@ -294,7 +294,9 @@ static bool parse_messages(const json_t *v, ig_coord_request *r, ig_coord_api_er
         json_object_foreach(m, k, val)
         {
             if (strcmp(k, "role") != 0 && strcmp(k, "content") != 0 && strcmp(k, "name") != 0) {
-                snprintf(param, sizeof param, "messages[%zu].%.20s", i, k);
+                char field[24];
+                snprintf(field, sizeof field, "%.20s", k);
+                snprintf(param, sizeof param, "messages[%zu].%s", i, field);
                 bad(e, param, "unrecognized field '%s' (tool calls are not supported)", param);
                 return false;
             }
