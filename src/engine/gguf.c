@@ -409,9 +409,9 @@ static bool parse_kvs(cursor *c, ig_gguf *g)
     for (int64_t i = 0; i < g->n_kv; i++) {
         kv_entry *e = &g->kv[i];
         e->key_off = c->pos;
-        char ctx[48];
-        snprintf(ctx, sizeof ctx, "key %" PRId64 ": ", i);
-        if (!read_str(c, &e->key, IG_GGUF_MAX_KEY_LEN, "key", ctx))
+        char what[48];
+        snprintf(what, sizeof what, "key %" PRId64, i);
+        if (!read_str(c, &e->key, IG_GGUF_MAX_KEY_LEN, what, ""))
             return false;
         char kq[128];
         quote(kq, sizeof kq, e->key.ptr, e->key.len);

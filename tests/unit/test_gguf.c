@@ -641,7 +641,7 @@ static void test_string_length_past_end_fails_with_bytes_left(void)
     put64(buf + val, UINT64_MAX);
     EXPECT_FAIL(buf, size, IG_ERR_FORMAT, (int64_t)val, "length 18446744073709551615");
     put64(buf + k, UINT64_MAX - 7); /* the key's own length: must not overflow to small */
-    EXPECT_FAIL(buf, size, IG_ERR_FORMAT, (int64_t)k, "key length");
+    EXPECT_FAIL(buf, size, IG_ERR_FORMAT, (int64_t)k, "key 6 length 18446744073709551608 exceeds");
     free(buf);
 }
 
@@ -704,7 +704,7 @@ static void test_non_utf8_key_string_element_and_name_fail(void)
     size_t size;
     uint8_t *buf = fixture(&size);
     struct { const char *s; size_t at; const char *what; } cases[] = {
-        {"test.bool", 0, "not valid UTF-8"},       /* a key */
+        {"test.bool", 0, "key 5 is not valid UTF-8"},
         {"héllo", 1, "string value is not valid UTF-8"}, /* the 2nd byte of é */
         {"日本", 0, "element 3: string is not valid UTF-8"},
         {"t.c", 2, "name is not valid UTF-8"},
@@ -1273,10 +1273,49 @@ static int write_seeds(const char *dir)
     return rc;
 }
 
+/* Corrupted copies of the edge model for the command-line tests (tests/gguf.cmake):
+ * each name says the defect; the test expects `model info` to refuse it by name. */
+static int write_corrupt(const char *dir)
+{
+    mkdir(dir, 0755);
+    char path[512];
+    path_join(path, sizeof path, env_or("IG_MODELS", "models"), "edge.gguf");
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        return 1;
+    }
+    static uint8_t buf[4u << 20];
+    size_t size = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    int rc = 0;
+    uint8_t *c = malloc(size);
+    /* truncated inside the tensor data */
+    rc |= write_file(dir, "truncated.gguf", buf, size / 2);
+    memcpy(c, buf, size);
+    memcpy(c, "GGML", 4);
+    rc |= write_file(dir, "bad-magic.gguf", c, size);
+    memcpy(c, buf, size);
+    put64(c + 8, UINT64_MAX);
+    rc |= write_file(dir, "absurd-tensor-count.gguf", c, size);
+    memcpy(c, buf, size);
+    tinfo t = find_tensor(c, size, "blk.0.attn_q.weight");
+    put32(c + t.type, 16);
+    rc |= write_file(dir, "iq2_xxs-tensor.gguf", c, size);
+    memcpy(c, buf, size);
+    size_t k = find_str(c, size, "general.name");
+    c[k + 8 + 3] = 0xff;
+    rc |= write_file(dir, "non-utf8-key.gguf", c, size);
+    free(c);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--write-seeds"))
         return write_seeds(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "--write-corrupt"))
+        return write_corrupt(argv[2]);
     struct { const char *name; void (*fn)(void); } cases[] = {
 #define CASE(f) {#f, f}
         CASE(test_round_trip_preserves_every_key_array_and_tensor),
