@@ -1,0 +1,1246 @@
+/*
+ * tokenizer.c — the tokenizers built from a GGUF file's tokenizer.ggml.* metadata.
+ *
+ *   "llama" (SentencePiece BPE): the text gets a "▁" prefix and every space becomes
+ *     "▁"; adjacent symbols merge by the highest score of the piece they would form
+ *     (ties: leftmost), as SentencePiece's bpe_model does; a piece that is missing
+ *     falls back to its bytes as <0xXX> tokens.
+ *   "gpt2" (byte-level BPE): the text is split by a pre-tokenizer (unicode.c), each
+ *     pre-token's bytes are mapped to printable characters (GPT-2's byte-to-unicode
+ *     table) and merged by rank from tokenizer.ggml.merges (lowest rank first, ties
+ *     leftmost). Llama 3's tokenizer first looks the whole pre-token up (ignore_merges).
+ *
+ * Both merge with a binary heap over a linked list of symbols, O(n log n) per word, so
+ * a 100 KB word costs milliseconds, not minutes. Special tokens (control, user-defined,
+ * unknown) are matched in the text, longest first, only when the caller asks.
+ *
+ * Loading copies what it needs out of the GGUF file (the tokenizer does not keep the
+ * file) and builds hash tables: string -> id for the vocabulary and (left id, right id)
+ * -> (rank, merged id) for the merges. After ig_tokenizer_new the object is read-only,
+ * so one tokenizer serves any number of threads.
+ */
+#include "engine.h"
+#include "unicode.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Limits: a vocabulary, a piece, the merges, and one call's input. */
+#define MAX_VOCAB (1 << 22)
+#define MAX_PIECE_BYTES 65536
+#define MAX_MERGES (1 << 23)
+#define MAX_INPUT_BYTES ((size_t)256 << 20)
+#define MAX_EOG 16
+
+/* GGUF token types. */
+enum {
+    TT_NORMAL = 1,
+    TT_UNKNOWN = 2,
+    TT_CONTROL = 3,
+    TT_USER_DEFINED = 4,
+    TT_UNUSED = 5,
+    TT_BYTE = 6,
+};
+
+typedef enum { KIND_SPM, KIND_BPE } tok_kind;
+
+/* Open-addressing hash set of token ids keyed by their piece strings. */
+typedef struct {
+    int32_t *slots; /* token id, or -1 for empty */
+    uint64_t mask;
+} vocab_map;
+
+/* Open-addressing hash map (left id, right id) -> (rank, merged id). */
+typedef struct {
+    uint64_t *keys; /* (left << 32 | right) + 1; 0 for empty */
+    int32_t *rank;
+    int32_t *result;
+    uint64_t mask;
+} merge_map;
+
+struct ig_tokenizer {
+    tok_kind kind;
+    ig_pretok pretok;
+    bool ignore_merges;
+    char model[16];
+    char pre[32];
+
+    int32_t n_vocab;
+    char *pieces;         /* all pieces, concatenated */
+    uint32_t *piece_off;  /* n_vocab + 1 offsets into pieces */
+    char *decoded;        /* what each token decodes to, concatenated */
+    uint32_t *decoded_off;/* n_vocab + 1 */
+    size_t max_decoded;
+    float *scores;        /* SentencePiece scores; NULL for BPE */
+    uint8_t *types;
+
+    vocab_map vocab;
+    merge_map merges;
+    int32_t byte_token[256]; /* SPM: <0xXX>; BPE: the token of the byte's character */
+
+    int32_t bos, eos, unk;
+    bool add_bos;
+    bool add_space_prefix;
+    int32_t eog[MAX_EOG];
+    int n_eog;
+
+    /* Special tokens, grouped by first byte, longest first within a group. */
+    int32_t *special;
+    uint32_t special_start[257];
+};
+
+/* ------------------------------------------------------------------------- */
+/* Hashing.                                                                    */
+
+static uint64_t hash_bytes(uint64_t h, const char *s, size_t n)
+{
+    /* FNV-1a, then a final mix (below) so that the low bits used as slots spread. */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static uint64_t hash_mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+#define HASH_SEED 0xcbf29ce484222325ULL
+
+static uint64_t table_size_for(uint64_t n)
+{
+    uint64_t cap = 16;
+    while (cap < 2 * n)
+        cap <<= 1;
+    return cap;
+}
+
+static inline const char *piece_ptr(const ig_tokenizer *t, int32_t id)
+{
+    return t->pieces + t->piece_off[id];
+}
+
+static inline uint32_t piece_len(const ig_tokenizer *t, int32_t id)
+{
+    return t->piece_off[id + 1] - t->piece_off[id];
+}
+
+/* Id of the piece a (+ b), or -1. */
+static int32_t vocab_find2(const ig_tokenizer *t, const char *a, size_t na, const char *b,
+                           size_t nb)
+{
+    uint64_t h = hash_mix(hash_bytes(hash_bytes(HASH_SEED, a, na), b, nb));
+    for (uint64_t i = h & t->vocab.mask;; i = (i + 1) & t->vocab.mask) {
+        int32_t id = t->vocab.slots[i];
+        if (id < 0)
+            return -1;
+        if (piece_len(t, id) == na + nb && memcmp(piece_ptr(t, id), a, na) == 0 &&
+            (nb == 0 || memcmp(piece_ptr(t, id) + na, b, nb) == 0))
+            return id;
+    }
+}
+
+static int32_t vocab_find(const ig_tokenizer *t, const char *s, size_t n)
+{
+    return vocab_find2(t, s, n, "", 0);
+}
+
+static ig_code vocab_build(ig_tokenizer *t, ig_err *err)
+{
+    uint64_t cap = table_size_for((uint64_t)t->n_vocab);
+    t->vocab.slots = malloc(cap * sizeof *t->vocab.slots);
+    if (!t->vocab.slots)
+        return ig_err_set(err, IG_ERR_NOMEM, "tokenizer: no memory for the vocabulary index");
+    memset(t->vocab.slots, 0xff, cap * sizeof *t->vocab.slots);
+    t->vocab.mask = cap - 1;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        const char *s = piece_ptr(t, id);
+        uint32_t n = piece_len(t, id);
+        uint64_t i = hash_mix(hash_bytes(HASH_SEED, s, n)) & t->vocab.mask;
+        for (;; i = (i + 1) & t->vocab.mask) {
+            int32_t other = t->vocab.slots[i];
+            if (other < 0) {
+                t->vocab.slots[i] = id;
+                break;
+            }
+            /* A duplicate piece keeps its first id. */
+            if (piece_len(t, other) == n && memcmp(piece_ptr(t, other), s, n) == 0)
+                break;
+        }
+    }
+    return IG_OK;
+}
+
+static inline uint64_t merge_key(int32_t left, int32_t right)
+{
+    return (((uint64_t)(uint32_t)left << 32) | (uint32_t)right) + 1;
+}
+
+/* Rank and merged id of the pair, or false. */
+static bool merge_find(const ig_tokenizer *t, int32_t left, int32_t right, int32_t *rank,
+                       int32_t *result)
+{
+    if (!t->merges.keys || left < 0 || right < 0)
+        return false;
+    uint64_t key = merge_key(left, right);
+    for (uint64_t i = hash_mix(key) & t->merges.mask;; i = (i + 1) & t->merges.mask) {
+        uint64_t k = t->merges.keys[i];
+        if (k == 0)
+            return false;
+        if (k == key) {
+            *rank = t->merges.rank[i];
+            *result = t->merges.result[i];
+            return true;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* GPT-2's byte <-> character table: printable Latin-1 bytes stand for themselves,
+ * the other 68 bytes map to U+0100.. in byte order. */
+
+static uint32_t byte_to_char(unsigned b)
+{
+    if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE))
+        return b;
+    unsigned n = 0;
+    for (unsigned x = 0; x < b; x++)
+        if (!((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE)))
+            n++;
+    return 0x100 + n;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Loading.                                                                    */
+
+void ig_tokenizer_free(ig_tokenizer *t)
+{
+    if (!t)
+        return;
+    free(t->pieces);
+    free(t->piece_off);
+    free(t->decoded);
+    free(t->decoded_off);
+    free(t->scores);
+    free(t->types);
+    free(t->vocab.slots);
+    free(t->merges.keys);
+    free(t->merges.rank);
+    free(t->merges.result);
+    free(t->special);
+    free(t);
+}
+
+static ig_code load_pieces(ig_tokenizer *t, const ig_gguf *g, ig_err *err)
+{
+    ig_gguf_vtype et;
+    uint64_t n;
+    if (!ig_gguf_get_arr_info(g, "tokenizer.ggml.tokens", &et, &n))
+        return ig_err_set(err, IG_ERR_FORMAT, "tokenizer: key tokenizer.ggml.tokens is missing");
+    if (et != IG_GGUF_STRING)
+        return ig_err_set(err, IG_ERR_FORMAT, "tokenizer: tokenizer.ggml.tokens is not an array of strings");
+    if (n == 0 || n > MAX_VOCAB)
+        return ig_err_set(err, IG_ERR_FORMAT,
+                          "tokenizer: tokenizer.ggml.tokens has %llu entries (1..%d allowed)",
+                          (unsigned long long)n, MAX_VOCAB);
+    t->n_vocab = (int32_t)n;
+    t->piece_off = malloc((n + 1) * sizeof *t->piece_off);
+    if (!t->piece_off)
+        return ig_err_set(err, IG_ERR_NOMEM, "tokenizer: no memory for %llu pieces", (unsigned long long)n);
+    uint64_t total = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        ig_str s;
+        if (!ig_gguf_get_arr_str(g, "tokenizer.ggml.tokens", i, &s))
+            return ig_err_set(err, IG_ERR_FORMAT, "tokenizer: tokenizer.ggml.tokens[%llu] is unreadable",
+                              (unsigned long long)i);
+        if (s.len > MAX_PIECE_BYTES)
+            return ig_err_set(err, IG_ERR_FORMAT,
+                              "tokenizer: tokenizer.ggml.tokens[%llu] is %llu bytes long (limit %d)",
+                              (unsigned long long)i, (unsigned long long)s.len, MAX_PIECE_BYTES);
+        total += s.len;
+    }
+    if (total > UINT32_MAX / 2)
+        return ig_err_set(err, IG_ERR_FORMAT, "tokenizer: the vocabulary's pieces total %llu bytes",
+                          (unsigned long long)total);
+    t->pieces = malloc(total + 1);
+    if (!t->pieces)
+        return ig_err_set(err, IG_ERR_NOMEM, "tokenizer: no memory for the vocabulary");
+    uint32_t off = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        ig_str s;
+        ig_gguf_get_arr_str(g, "tokenizer.ggml.tokens", i, &s);
+        t->piece_off[i] = off;
+        memcpy(t->pieces + off, s.ptr, s.len);
+        off += (uint32_t)s.len;
+    }
+    t->piece_off[n] = off;
+    t->pieces[off] = 0;
+    return IG_OK;
+}
+
+static ig_code load_types_and_scores(ig_tokenizer *t, const ig_gguf *g, ig_err *err)
+{
+    size_t n = (size_t)t->n_vocab;
+    t->types = malloc(n);
+    if (!t->types)
+        return ig_err_set(err, IG_ERR_NOMEM, "tokenizer: no memory for token types");
+    memset(t->types, TT_NORMAL, n);
+    ig_gguf_vtype et;
+    uint64_t count;
+    if (ig_gguf_get_arr_info(g, "tokenizer.ggml.token_type", &et, &count)) {
+        if (count != n)
+            return ig_err_set(err, IG_ERR_FORMAT,
+                              "tokenizer: tokenizer.ggml.token_type has %llu entries, the vocabulary %zu",
+                              (unsigned long long)count, n);
+        for (size_t i = 0; i < n; i++) {
+            int64_t v;
+            if (!ig_gguf_get_arr_i64(g, "tokenizer.ggml.token_type", i, &v) || v < 0 || v > 6)
+                return ig_err_set(err, IG_ERR_FORMAT,
+                                  "tokenizer: tokenizer.ggml.token_type[%zu] is not a token type (0..6)", i);
+            t->types[i] = (uint8_t)(v == 0 ? TT_NORMAL : v);
+        }
+    }
+    if (t->kind == KIND_SPM) {
+        t->scores = calloc(n, sizeof *t->scores);
+        if (!t->scores)
+            return ig_err_set(err, IG_ERR_NOMEM, "tokenizer: no memory for scores");
+        if (ig_gguf_get_arr_info(g, "tokenizer.ggml.scores", &et, &count)) {
+            if (count != n)
+                return ig_err_set(err, IG_ERR_FORMAT,
+                                  "tokenizer: tokenizer.ggml.scores has %llu entries, the vocabulary %zu",
+                                  (unsigned long long)count, n);
+            for (size_t i = 0; i < n; i++) {
+                float v;
+                if (!ig_gguf_get_arr_f32(g, "tokenizer.ggml.scores", i, &v) || v != v)
+                    return ig_err_set(err, IG_ERR_FORMAT,
+                                      "tokenizer: tokenizer.ggml.scores[%zu] is not a number", i);
+                t->scores[i] = v;
+            }
+        }
+    }
+    return IG_OK;
+}
+
+static ig_code load_merges(ig_tokenizer *t, const ig_gguf *g, ig_err *err)
+{
+    ig_gguf_vtype et;
+    uint64_t n;
+    if (!ig_gguf_get_arr_info(g, "tokenizer.ggml.merges", &et, &n))
+        return ig_err_set(err, IG_ERR_FORMAT, "tokenizer: key tokenizer.ggml.merges is missing (model gpt2)");
+    if (et != IG_GGUF_STRING)
+        return ig_err_set(err, IG_ERR_FORMAT, "tokenizer: tokenizer.ggml.merges is not an array of strings");
+    if (n > MAX_MERGES)
+        return ig_err_set(err, IG_ERR_FORMAT, "tokenizer: tokenizer.ggml.merges has %llu entries (limit %d)",
+                          (unsigned long long)n, MAX_MERGES);
+    uint64_t cap = table_size_for(n);
+    t->merges.keys = calloc(cap, sizeof *t->merges.keys);
+    t->merges.rank = malloc(cap * sizeof *t->merges.rank);
+    t->merges.result = malloc(cap * sizeof *t->merges.result);
+    if (!t->merges.keys || !t->merges.rank || !t->merges.result)
+        return ig_err_set(err, IG_ERR_NOMEM, "tokenizer: no memory for %llu merges", (unsigned long long)n);
+    t->merges.mask = cap - 1;
+    for (uint64_t r = 0; r < n; r++) {
+        ig_str s;
+        if (!ig_gguf_get_arr_str(g, "tokenizer.ggml.merges", r, &s))
+            return ig_err_set(err, IG_ERR_FORMAT, "tokenizer: tokenizer.ggml.merges[%llu] is unreadable",
+                              (unsigned long long)r);
+        /* "left right": the separator is the first space after the first byte (a
+         * byte-level piece never holds a raw space, but a left piece may be " "). */
+        const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
+        if (!sp)
+            return ig_err_set(err, IG_ERR_FORMAT,
+                              "tokenizer: tokenizer.ggml.merges[%llu] is not \"left right\"",
+                              (unsigned long long)r);
+        size_t nl = (size_t)(sp - s.ptr), nr = s.len - nl - 1;
+        int32_t left = vocab_find(t, s.ptr, nl);
+        int32_t right = vocab_find(t, sp + 1, nr);
+        int32_t merged = vocab_find2(t, s.ptr, nl, sp + 1, nr);
+        /* A merge whose parts or result are not tokens can never apply. */
+        if (left < 0 || right < 0 || merged < 0)
+            continue;
+        uint64_t key = merge_key(left, right);
+        for (uint64_t i = hash_mix(key) & t->merges.mask;; i = (i + 1) & t->merges.mask) {
+            if (t->merges.keys[i] == key)
+                break; /* a repeated merge keeps its first rank */
+            if (t->merges.keys[i] == 0) {
+                t->merges.keys[i] = key;
+                t->merges.rank[i] = (int32_t)r;
+                t->merges.result[i] = merged;
+                break;
+            }
+        }
+    }
+    return IG_OK;
+}
+
+static int32_t get_token_id(const ig_tokenizer *t, const ig_gguf *g, const char *key, ig_err *err,
+                            bool *bad)
+{
+    int64_t v;
+    if (ig_gguf_find_key(g, key) < 0)
+        return -1;
+    if (!ig_gguf_get_i64(g, key, &v) || v < -1 || v >= t->n_vocab) {
+        /* Some converters write ids past the vocabulary for "none"; refuse: a wrong
+         * BOS would silently corrupt every prompt. */
+        *bad = true;
+        ig_err_set(err, IG_ERR_FORMAT, "tokenizer: %s is not a token id (vocabulary %d)", key,
+                   t->n_vocab);
+        return -1;
+    }
+    return (int32_t)v;
+}
+
+/* What each token decodes to, computed once so that decoding is a copy. */
+static ig_code build_decoded(ig_tokenizer *t, ig_err *err)
+{
+    uint32_t char_to_byte_n = 0x100 + 68;
+    int16_t char_to_byte[0x100 + 68];
+    for (uint32_t c = 0; c < char_to_byte_n; c++)
+        char_to_byte[c] = -1;
+    for (unsigned b = 0; b < 256; b++)
+        char_to_byte[byte_to_char(b)] = (int16_t)b;
+
+    /* Decoding never grows a piece except the unknown token's " ⁇ " (5 bytes). */
+    size_t cap = (size_t)t->piece_off[t->n_vocab] + 8 * (size_t)t->n_vocab + 1;
+    t->decoded = malloc(cap);
+    t->decoded_off = malloc(((size_t)t->n_vocab + 1) * sizeof *t->decoded_off);
+    if (!t->decoded || !t->decoded_off)
+        return ig_err_set(err, IG_ERR_NOMEM, "tokenizer: no memory for decoded pieces");
+    size_t off = 0;
+    t->max_decoded = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        t->decoded_off[id] = (uint32_t)off;
+        const unsigned char *p = (const unsigned char *)piece_ptr(t, id);
+        size_t n = piece_len(t, id);
+        char *out = t->decoded + off;
+        size_t m = 0;
+        uint8_t type = t->types[id];
+        unsigned hex;
+        char tail;
+        if (type == TT_CONTROL) {
+            /* nothing */
+        } else if (type == TT_BYTE && n == 6 &&
+                   sscanf((const char *)p, "<0x%2X%c", &hex, &tail) == 2 && tail == '>') {
+            out[m++] = (char)hex;
+        } else if (t->kind == KIND_SPM && type == TT_UNKNOWN) {
+            memcpy(out, " \xE2\x81\x87 ", 5); /* SentencePiece's unknown surface " ⁇ " */
+            m = 5;
+        } else if (t->kind == KIND_SPM) {
+            for (size_t i = 0; i < n;) {
+                if (i + 3 <= n && p[i] == 0xE2 && p[i + 1] == 0x96 && p[i + 2] == 0x81) {
+                    out[m++] = ' ';
+                    i += 3;
+                } else {
+                    out[m++] = (char)p[i++];
+                }
+            }
+        } else if (type == TT_USER_DEFINED) {
+            memcpy(out, p, n); /* added tokens are stored as plain text */
+            m = n;
+        } else {
+            for (size_t i = 0; i < n;) {
+                uint32_t cp;
+                size_t len = ig_utf8_decode(p + i, n - i, &cp);
+                if (cp < char_to_byte_n && char_to_byte[cp] >= 0) {
+                    out[m++] = (char)char_to_byte[cp];
+                } else {
+                    memcpy(out + m, p + i, len); /* not a byte-level character: as is */
+                    m += len;
+                }
+                i += len;
+            }
+        }
+        assert(off + m <= cap);
+        off += m;
+        if (m > t->max_decoded)
+            t->max_decoded = m;
+    }
+    t->decoded_off[t->n_vocab] = (uint32_t)off;
+    return IG_OK;
+}
+
+/* Longest first, then by id (deterministic). */
+static bool special_before(const ig_tokenizer *t, int32_t a, int32_t b)
+{
+    uint32_t la = piece_len(t, a), lb = piece_len(t, b);
+    return la != lb ? la > lb : a < b;
+}
+
+static ig_code build_specials(ig_tokenizer *t, ig_err *err)
+{
+    size_t n = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        uint8_t ty = t->types[id];
+        if ((ty == TT_CONTROL || ty == TT_USER_DEFINED || ty == TT_UNKNOWN) && piece_len(t, id) > 0)
+            n++;
+    }
+    t->special = malloc((n ? n : 1) * sizeof *t->special);
+    if (!t->special)
+        return ig_err_set(err, IG_ERR_NOMEM, "tokenizer: no memory for special tokens");
+    /* Counting sort by first byte, then longest first inside each group. */
+    uint32_t count[256] = {0};
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        uint8_t ty = t->types[id];
+        if ((ty == TT_CONTROL || ty == TT_USER_DEFINED || ty == TT_UNKNOWN) && piece_len(t, id) > 0)
+            count[(unsigned char)piece_ptr(t, id)[0]]++;
+    }
+    t->special_start[0] = 0;
+    for (int b = 0; b < 256; b++)
+        t->special_start[b + 1] = t->special_start[b] + count[b];
+    uint32_t fill[256];
+    memcpy(fill, t->special_start, sizeof fill);
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        uint8_t ty = t->types[id];
+        if ((ty == TT_CONTROL || ty == TT_USER_DEFINED || ty == TT_UNKNOWN) && piece_len(t, id) > 0)
+            t->special[fill[(unsigned char)piece_ptr(t, id)[0]]++] = id;
+    }
+    for (int b = 0; b < 256; b++) {
+        /* Insertion sort: groups are small (Llama 3's 256 specials all start with '<'). */
+        int32_t *grp = t->special + t->special_start[b];
+        uint32_t m = t->special_start[b + 1] - t->special_start[b];
+        for (uint32_t i = 1; i < m; i++) {
+            int32_t v = grp[i];
+            uint32_t j = i;
+            while (j > 0 && special_before(t, v, grp[j - 1])) {
+                grp[j] = grp[j - 1];
+                j--;
+            }
+            grp[j] = v;
+        }
+    }
+    return IG_OK;
+}
+
+static void add_eog(ig_tokenizer *t, int32_t id)
+{
+    if (id < 0 || t->n_eog >= MAX_EOG)
+        return;
+    for (int i = 0; i < t->n_eog; i++)
+        if (t->eog[i] == id)
+            return;
+    t->eog[t->n_eog++] = id;
+}
+
+static void find_eog(ig_tokenizer *t, const ig_gguf *g, ig_err *err, bool *bad)
+{
+    add_eog(t, t->eos);
+    add_eog(t, get_token_id(t, g, "tokenizer.ggml.eot_token_id", err, bad));
+    add_eog(t, get_token_id(t, g, "tokenizer.ggml.eom_token_id", err, bad));
+    /* Chat models end a turn with a control token the metadata does not always name. */
+    static const char *const ends[] = {"<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>",
+                                       "<end_of_turn>", "<|endoftext|>", "<EOT>",
+                                       "<|end_of_text|>"};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        int32_t id = vocab_find(t, ends[i], strlen(ends[i]));
+        if (id >= 0 && (t->types[id] == TT_CONTROL || t->types[id] == TT_USER_DEFINED))
+            add_eog(t, id);
+    }
+}
+
+ig_tokenizer *ig_tokenizer_new(const ig_gguf *g, ig_err *err)
+{
+    ig_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) {
+        ig_err_set(err, IG_ERR_NOMEM, "tokenizer: no memory");
+        return NULL;
+    }
+    ig_str model;
+    if (!ig_gguf_get_str(g, "tokenizer.ggml.model", &model)) {
+        ig_err_set(err, IG_ERR_FORMAT, "tokenizer: key tokenizer.ggml.model is missing");
+        goto fail;
+    }
+    if (model.len == 5 && memcmp(model.ptr, "llama", 5) == 0) {
+        t->kind = KIND_SPM;
+        snprintf(t->model, sizeof t->model, "llama");
+    } else if (model.len == 4 && memcmp(model.ptr, "gpt2", 4) == 0) {
+        t->kind = KIND_BPE;
+        snprintf(t->model, sizeof t->model, "gpt2");
+    } else {
+        ig_err_set(err, IG_ERR_UNSUPPORTED, "tokenizer: tokenizer.ggml.model \"%.*s\" is not supported (llama, gpt2)",
+                   (int)(model.len > 64 ? 64 : model.len), model.ptr);
+        goto fail;
+    }
+
+    ig_str pre;
+    bool has_pre = ig_gguf_get_str(g, "tokenizer.ggml.pre", &pre);
+    if (!has_pre || pre.len >= sizeof t->pre) {
+        if (has_pre) {
+            ig_err_set(err, IG_ERR_UNSUPPORTED, "tokenizer: tokenizer.ggml.pre \"%.*s\" is not supported",
+                       (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
+            goto fail;
+        }
+        snprintf(t->pre, sizeof t->pre, "default");
+    } else {
+        memcpy(t->pre, pre.ptr, pre.len);
+        t->pre[pre.len] = 0;
+    }
+    if (t->kind == KIND_BPE) {
+        if (strcmp(t->pre, "default") == 0 || strcmp(t->pre, "gpt-2") == 0) {
+            t->pretok = IG_PRETOK_GPT2;
+        } else if (strcmp(t->pre, "llama-bpe") == 0) {
+            t->pretok = IG_PRETOK_LLAMA3;
+            t->ignore_merges = true;
+        } else if (strcmp(t->pre, "qwen2") == 0) {
+            t->pretok = IG_PRETOK_QWEN2;
+        } else {
+            ig_err_set(err, IG_ERR_UNSUPPORTED,
+                       "tokenizer: pre-tokenizer tokenizer.ggml.pre \"%s\" is not supported "
+                       "(default, gpt-2, llama-bpe, qwen2)", t->pre);
+            goto fail;
+        }
+    }
+
+    if (load_pieces(t, g, err) || load_types_and_scores(t, g, err) || vocab_build(t, err))
+        goto fail;
+    if (t->kind == KIND_BPE && load_merges(t, g, err))
+        goto fail;
+
+    bool bad = false;
+    t->bos = get_token_id(t, g, "tokenizer.ggml.bos_token_id", err, &bad);
+    t->eos = get_token_id(t, g, "tokenizer.ggml.eos_token_id", err, &bad);
+    t->unk = get_token_id(t, g, "tokenizer.ggml.unknown_token_id", err, &bad);
+    if (bad)
+        goto fail;
+    if (t->unk < 0)
+        for (int32_t id = 0; id < t->n_vocab; id++)
+            if (t->types[id] == TT_UNKNOWN) {
+                t->unk = id;
+                break;
+            }
+    t->add_bos = t->kind == KIND_SPM;
+    bool b;
+    if (ig_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b))
+        t->add_bos = b;
+    if (t->bos < 0)
+        t->add_bos = false;
+    t->add_space_prefix = t->kind == KIND_SPM;
+    if (ig_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &b))
+        t->add_space_prefix = b;
+    find_eog(t, g, err, &bad);
+    if (bad)
+        goto fail;
+
+    for (int i = 0; i < 256; i++)
+        t->byte_token[i] = -1;
+    for (unsigned i = 0; i < 256; i++) {
+        char buf[8];
+        if (t->kind == KIND_SPM) {
+            snprintf(buf, sizeof buf, "<0x%02X>", i);
+            int32_t id = vocab_find(t, buf, 6);
+            if (id >= 0 && t->types[id] == TT_BYTE)
+                t->byte_token[i] = id;
+        } else {
+            unsigned char u[4];
+            size_t n = ig_utf8_encode(byte_to_char(i), u);
+            t->byte_token[i] = vocab_find(t, (const char *)u, n);
+        }
+    }
+    if (build_decoded(t, err) || build_specials(t, err))
+        goto fail;
+    return t;
+fail:
+    ig_tokenizer_free(t);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Getters.                                                                    */
+
+int32_t ig_tokenizer_n_vocab(const ig_tokenizer *t) { return t->n_vocab; }
+int32_t ig_tokenizer_bos(const ig_tokenizer *t) { return t->bos; }
+int32_t ig_tokenizer_eos(const ig_tokenizer *t) { return t->eos; }
+bool ig_tokenizer_adds_bos(const ig_tokenizer *t) { return t->add_bos; }
+const char *ig_tokenizer_model(const ig_tokenizer *t) { return t->model; }
+const char *ig_tokenizer_pre(const ig_tokenizer *t) { return t->pre; }
+
+bool ig_tokenizer_is_eog(const ig_tokenizer *t, int32_t id)
+{
+    for (int i = 0; i < t->n_eog; i++)
+        if (t->eog[i] == id)
+            return true;
+    return false;
+}
+
+ig_str ig_token_piece(const ig_tokenizer *t, int32_t id)
+{
+    ig_str s = {"", 0};
+    if (id >= 0 && id < t->n_vocab) {
+        s.ptr = piece_ptr(t, id);
+        s.len = piece_len(t, id);
+    }
+    return s;
+}
+
+size_t ig_token_bytes(const ig_tokenizer *t, int32_t id, char *buf, size_t cap)
+{
+    if (id < 0 || id >= t->n_vocab)
+        return 0;
+    size_t n = t->decoded_off[id + 1] - t->decoded_off[id];
+    if (buf && cap)
+        memcpy(buf, t->decoded + t->decoded_off[id], n < cap ? n : cap);
+    return n;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Encoding.                                                                   */
+
+/* The output of one ig_tokenize call: grows as needed. */
+typedef struct {
+    int32_t *ids;
+    size_t n, cap;
+    bool oom;
+} id_vec;
+
+static void emit(id_vec *v, int32_t id)
+{
+    if (v->oom)
+        return;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 256;
+        int32_t *p = realloc(v->ids, cap * sizeof *p);
+        if (!p) {
+            v->oom = true;
+            return;
+        }
+        v->ids = p;
+        v->cap = cap;
+    }
+    v->ids[v->n++] = id;
+}
+
+/* A symbol in the merge list: a run of bytes of the word. */
+typedef struct {
+    uint32_t start, len;
+    int32_t id;   /* token of this run (-1: none) */
+    int32_t prev, next;
+    uint32_t node;/* SentencePiece: the merge tree node, for re-segmenting unused pieces */
+} symbol;
+
+/* A candidate merge of symbols left and left's successor right. */
+typedef struct {
+    float score;  /* SentencePiece: higher first */
+    int32_t rank; /* BPE: lower first */
+    uint32_t left, right;
+    uint32_t len; /* combined length when proposed: stale when it changed */
+    int32_t id;   /* the merged token */
+} candidate;
+
+typedef struct {
+    uint32_t start, len;
+    int32_t id;
+    int32_t child[2];
+} tree_node;
+
+/* Scratch buffers of one call, reused across words. */
+typedef struct {
+    symbol *sym;
+    size_t sym_cap;
+    candidate *heap;
+    size_t heap_n, heap_cap;
+    tree_node *nodes;
+    size_t nodes_n, nodes_cap;
+    char *buf;
+    size_t buf_cap;
+    bool oom;
+} scratch;
+
+static void *grow(void *p, size_t *cap, size_t need, size_t elem, bool *oom)
+{
+    if (need <= *cap)
+        return p;
+    size_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(p, c * elem);
+    if (!q) {
+        *oom = true;
+        return p;
+    }
+    *cap = c;
+    return q;
+}
+
+static bool better(const ig_tokenizer *t, const candidate *a, const candidate *b)
+{
+    if (t->kind == KIND_SPM) {
+        if (a->score != b->score)
+            return a->score > b->score;
+    } else if (a->rank != b->rank) {
+        return a->rank < b->rank;
+    }
+    return a->left < b->left;
+}
+
+static void heap_push(const ig_tokenizer *t, scratch *s, candidate c)
+{
+    s->heap = grow(s->heap, &s->heap_cap, s->heap_n + 1, sizeof *s->heap, &s->oom);
+    if (s->oom)
+        return;
+    size_t i = s->heap_n++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!better(t, &c, &s->heap[parent]))
+            break;
+        s->heap[i] = s->heap[parent];
+        i = parent;
+    }
+    s->heap[i] = c;
+}
+
+static candidate heap_pop(const ig_tokenizer *t, scratch *s)
+{
+    assert(s->heap_n > 0);
+    candidate top = s->heap[0];
+    candidate last = s->heap[--s->heap_n];
+    size_t i = 0, n = s->heap_n;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, best = i;
+        const candidate *bc = &last;
+        if (l < n && better(t, &s->heap[l], bc)) {
+            best = l;
+            bc = &s->heap[l];
+        }
+        if (r < n && better(t, &s->heap[r], bc))
+            best = r;
+        if (best == i)
+            break;
+        s->heap[i] = s->heap[best];
+        i = best;
+    }
+    if (n)
+        s->heap[i] = last;
+    return top;
+}
+
+/* SentencePiece merges only into normal, user-defined and unused pieces. */
+static int32_t spm_piece(const ig_tokenizer *t, const char *s, size_t n)
+{
+    int32_t id = vocab_find(t, s, n);
+    if (id < 0)
+        return -1;
+    uint8_t ty = t->types[id];
+    return (ty == TT_NORMAL || ty == TT_USER_DEFINED || ty == TT_UNUSED) ? id : -1;
+}
+
+static void propose(const ig_tokenizer *t, scratch *s, const char *text, int32_t left, int32_t right)
+{
+    if (left < 0 || right < 0)
+        return;
+    const symbol *a = &s->sym[left], *b = &s->sym[right];
+    candidate c = {0};
+    c.left = (uint32_t)left;
+    c.right = (uint32_t)right;
+    c.len = a->len + b->len;
+    if (t->kind == KIND_SPM) {
+        c.id = spm_piece(t, text + a->start, c.len);
+        if (c.id < 0)
+            return;
+        c.score = t->scores[c.id];
+    } else if (!merge_find(t, a->id, b->id, &c.rank, &c.id)) {
+        return;
+    }
+    heap_push(t, s, c);
+}
+
+/* Merges the symbols s->sym[0..n) of text until no candidate is left. */
+static void merge_symbols(const ig_tokenizer *t, scratch *s, const char *text, size_t n)
+{
+    s->heap_n = 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        propose(t, s, text, (int32_t)i, (int32_t)i + 1);
+    while (s->heap_n > 0 && !s->oom) {
+        candidate c = heap_pop(t, s);
+        symbol *a = &s->sym[c.left], *b = &s->sym[c.right];
+        if (a->len == 0 || b->len == 0 || a->len + b->len != c.len || a->next != (int32_t)c.right)
+            continue; /* stale: one side changed since it was proposed */
+        if (t->kind == KIND_SPM) {
+            s->nodes = grow(s->nodes, &s->nodes_cap, s->nodes_n + 1, sizeof *s->nodes, &s->oom);
+            if (s->oom)
+                return;
+            tree_node *nd = &s->nodes[s->nodes_n];
+            nd->start = a->start;
+            nd->len = c.len;
+            nd->id = c.id;
+            nd->child[0] = (int32_t)a->node;
+            nd->child[1] = (int32_t)b->node;
+            a->node = (uint32_t)s->nodes_n++;
+        }
+        a->len = c.len;
+        a->id = c.id;
+        a->next = b->next;
+        if (b->next >= 0)
+            s->sym[b->next].prev = (int32_t)c.left;
+        b->len = 0;
+        propose(t, s, text, a->prev, (int32_t)c.left);
+        propose(t, s, text, (int32_t)c.left, a->next);
+    }
+}
+
+/* Bytes of text[start..start+len) as <0xXX> tokens, or one unknown token. */
+static void spm_byte_fallback(const ig_tokenizer *t, const char *text, uint32_t start,
+                              uint32_t len, id_vec *out)
+{
+    bool all = true;
+    for (uint32_t i = 0; i < len; i++)
+        all = all && t->byte_token[(unsigned char)text[start + i]] >= 0;
+    if (all) {
+        for (uint32_t i = 0; i < len; i++)
+            emit(out, t->byte_token[(unsigned char)text[start + i]]);
+    } else if (t->unk >= 0) {
+        emit(out, t->unk);
+    }
+}
+
+/* Emits a merged piece; an unused piece is split back into what formed it. */
+static void spm_emit_node(const ig_tokenizer *t, const scratch *s, const char *text, uint32_t node,
+                          id_vec *out)
+{
+    const tree_node *nd = &s->nodes[node];
+    if (nd->id >= 0 && t->types[nd->id] != TT_UNUSED) {
+        emit(out, nd->id);
+    } else if (nd->child[0] >= 0) {
+        spm_emit_node(t, s, text, (uint32_t)nd->child[0], out);
+        spm_emit_node(t, s, text, (uint32_t)nd->child[1], out);
+    } else if (nd->id >= 0) {
+        emit(out, nd->id);
+    } else {
+        spm_byte_fallback(t, text, nd->start, nd->len, out);
+    }
+}
+
+/* SentencePiece: text[0..n) is already escaped ("▁" for spaces, prefix added). */
+static void spm_encode(const ig_tokenizer *t, scratch *s, const char *text, size_t n, id_vec *out)
+{
+    if (n == 0)
+        return;
+    s->sym = grow(s->sym, &s->sym_cap, n, sizeof *s->sym, &s->oom);
+    s->nodes = grow(s->nodes, &s->nodes_cap, n, sizeof *s->nodes, &s->oom);
+    if (s->oom)
+        return;
+    size_t count = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t len = ig_utf8_decode((const unsigned char *)text + i, n - i, &cp);
+        symbol *sy = &s->sym[count];
+        sy->start = (uint32_t)i;
+        sy->len = (uint32_t)len;
+        sy->prev = (int32_t)count - 1;
+        sy->next = (int32_t)count + 1;
+        sy->node = (uint32_t)count;
+        /* A single character: any piece but control and byte tokens counts. */
+        int32_t id = vocab_find(t, text + i, len);
+        if (id >= 0 && (t->types[id] == TT_CONTROL || t->types[id] == TT_BYTE))
+            id = -1;
+        sy->id = id;
+        tree_node *nd = &s->nodes[count];
+        nd->start = sy->start;
+        nd->len = sy->len;
+        nd->id = id;
+        nd->child[0] = nd->child[1] = -1;
+        count++;
+        i += len;
+    }
+    s->sym[count - 1].next = -1;
+    s->nodes_n = count;
+    merge_symbols(t, s, text, count);
+    for (int32_t i = 0; i >= 0 && !s->oom; i = s->sym[i].next)
+        spm_emit_node(t, s, text, s->sym[i].node, out);
+}
+
+/* Byte-level BPE of one pre-token. */
+static void bpe_encode_word(const ig_tokenizer *t, scratch *s, const char *word, size_t n, id_vec *out)
+{
+    if (n == 1) {
+        int32_t id = t->byte_token[(unsigned char)word[0]];
+        emit(out, id >= 0 ? id : t->unk);
+        return;
+    }
+    if (t->ignore_merges) {
+        s->buf = grow(s->buf, &s->buf_cap, 2 * n, 1, &s->oom);
+        if (s->oom)
+            return;
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            m += ig_utf8_encode(byte_to_char((unsigned char)word[i]), (unsigned char *)s->buf + m);
+        int32_t id = vocab_find(t, s->buf, m);
+        if (id >= 0) {
+            emit(out, id);
+            return;
+        }
+    }
+    s->sym = grow(s->sym, &s->sym_cap, n, sizeof *s->sym, &s->oom);
+    if (s->oom)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        symbol *sy = &s->sym[i];
+        sy->start = (uint32_t)i;
+        sy->len = 1;
+        sy->id = t->byte_token[(unsigned char)word[i]];
+        sy->prev = (int32_t)i - 1;
+        sy->next = i + 1 < n ? (int32_t)i + 1 : -1;
+        sy->node = 0;
+    }
+    merge_symbols(t, s, word, n);
+    for (int32_t i = 0; i >= 0; i = s->sym[i].next) {
+        int32_t id = s->sym[i].id;
+        if (id >= 0)
+            emit(out, id);
+        else if (t->unk >= 0)
+            emit(out, t->unk);
+    }
+}
+
+static void bpe_encode(const ig_tokenizer *t, scratch *s, const char *text, size_t n, id_vec *out)
+{
+    if (n == 0)
+        return;
+    /* Code points with their byte offsets (invalid bytes are one unit each). */
+    uint32_t *cps = malloc((n + 1) * sizeof *cps);
+    uint32_t *offs = malloc((n + 1) * sizeof *offs);
+    if (!cps || !offs) {
+        free(cps);
+        free(offs);
+        s->oom = true;
+        return;
+    }
+    size_t count = 0;
+    for (size_t i = 0; i < n;) {
+        offs[count] = (uint32_t)i;
+        i += ig_utf8_decode((const unsigned char *)text + i, n - i, &cps[count]);
+        count++;
+    }
+    offs[count] = (uint32_t)n;
+    for (size_t i = 0; i < count && !s->oom;) {
+        size_t j = ig_pretok_next(t->pretok, cps, count, i);
+        bpe_encode_word(t, s, text + offs[i], offs[j] - offs[i], out);
+        i = j;
+    }
+    free(cps);
+    free(offs);
+}
+
+/* Encodes plain text (no special tokens in it). */
+static void encode_text(const ig_tokenizer *t, scratch *s, const char *text, size_t n, bool prefix,
+                        id_vec *out)
+{
+    if (t->kind == KIND_BPE) {
+        bpe_encode(t, s, text, n, out);
+        return;
+    }
+    if (n == 0)
+        return;
+    /* Escape: a "▁" prefix and "▁" for every space (each 1 byte -> 3). */
+    s->buf = grow(s->buf, &s->buf_cap, 3 * n + 3, 1, &s->oom);
+    if (s->oom)
+        return;
+    size_t m = 0;
+    if (prefix) {
+        memcpy(s->buf, "\xE2\x96\x81", 3);
+        m = 3;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] == ' ') {
+            memcpy(s->buf + m, "\xE2\x96\x81", 3);
+            m += 3;
+        } else {
+            s->buf[m++] = text[i];
+        }
+    }
+    /* spm_encode reads the escaped text while it may grow other scratch buffers. */
+    char *escaped = s->buf;
+    s->buf = NULL;
+    s->buf_cap = 0;
+    spm_encode(t, s, escaped, m, out);
+    free(escaped);
+}
+
+/* The longest special token at text[i..n), or -1. */
+static int32_t match_special(const ig_tokenizer *t, const char *text, size_t n, size_t i)
+{
+    unsigned b = (unsigned char)text[i];
+    for (uint32_t k = t->special_start[b]; k < t->special_start[b + 1]; k++) {
+        int32_t id = t->special[k];
+        uint32_t len = piece_len(t, id);
+        if (len <= n - i && memcmp(text + i, piece_ptr(t, id), len) == 0)
+            return id;
+    }
+    return -1;
+}
+
+int64_t ig_tokenize(const ig_tokenizer *t, const char *text, size_t len, bool add_bos,
+                    bool parse_special, int32_t *out, int64_t cap, ig_err *err)
+{
+    if (!t || (!text && len > 0) || cap < 0 || (!out && cap > 0)) {
+        ig_err_set(err, IG_ERR_INVALID, "tokenize: invalid arguments");
+        return -1;
+    }
+    if (len > MAX_INPUT_BYTES) {
+        ig_err_set(err, IG_ERR_RANGE, "tokenize: input of %zu bytes is over the limit of %zu", len,
+                   MAX_INPUT_BYTES);
+        return -1;
+    }
+    id_vec v = {0};
+    scratch s = {0};
+    if (add_bos && t->bos >= 0)
+        emit(&v, t->bos);
+    /* SentencePiece (as llama.cpp splits it): a text fragment gets the space prefix at
+     * the start and after a special token. */
+    bool prefix = t->add_space_prefix;
+    size_t seg = 0;
+    if (parse_special) {
+        for (size_t i = 0; i < len;) {
+            int32_t id = match_special(t, text, len, i);
+            if (id < 0) {
+                i++;
+                continue;
+            }
+            if (i > seg) {
+                encode_text(t, &s, text + seg, i - seg, prefix, &v);
+                prefix = false;
+            }
+            emit(&v, id);
+            prefix = t->add_space_prefix;
+            i += piece_len(t, id);
+            seg = i;
+        }
+    }
+    if (len > seg)
+        encode_text(t, &s, text + seg, len - seg, prefix, &v);
+    free(s.sym);
+    free(s.heap);
+    free(s.nodes);
+    free(s.buf);
+    if (v.oom || s.oom) {
+        free(v.ids);
+        ig_err_set(err, IG_ERR_NOMEM, "tokenize: out of memory on %zu bytes of input", len);
+        return -1;
+    }
+    int64_t n = (int64_t)v.n;
+    if (out && cap > 0)
+        memcpy(out, v.ids, (size_t)(n < cap ? n : cap) * sizeof *out);
+    free(v.ids);
+    return n;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Streaming detokenizer.                                                      */
+
+void ig_detok_init(ig_detok *d)
+{
+    memset(d, 0, sizeof *d);
+    d->at_start = true;
+}
+
+size_t ig_detok_max_bytes(const ig_tokenizer *t)
+{
+    /* Every byte may become U+FFFD (3 bytes), held bytes included. */
+    return 3 * (t->max_decoded + sizeof ((ig_detok *)0)->pending) + 4;
+}
+
+typedef struct {
+    char *out;
+    size_t cap, n;
+} sink;
+
+static void put(sink *k, const void *p, size_t n)
+{
+    for (size_t i = 0; i < n && k->n < k->cap; i++)
+        k->out[k->n++] = ((const char *)p)[i];
+}
+
+static size_t utf8_need(unsigned char lead)
+{
+    if (lead >= 0xC2 && lead <= 0xDF)
+        return 2;
+    if (lead >= 0xE0 && lead <= 0xEF)
+        return 3;
+    if (lead >= 0xF0 && lead <= 0xF4)
+        return 4;
+    return 0;
+}
+
+/* Whether b may follow the held bytes (the second byte's range depends on the lead). */
+static bool continues(const unsigned char *held, int n_held, unsigned char b)
+{
+    if ((b & 0xC0) != 0x80)
+        return false;
+    if (n_held == 1) {
+        unsigned char lead = held[0];
+        if (lead == 0xE0)
+            return b >= 0xA0;
+        if (lead == 0xED)
+            return b <= 0x9F;
+        if (lead == 0xF0)
+            return b >= 0x90;
+        if (lead == 0xF4)
+            return b <= 0x8F;
+    }
+    return true;
+}
+
+static const char REPLACEMENT[3] = {(char)0xEF, (char)0xBF, (char)0xBD};
+
+/* Feeds one byte: complete characters go out, a broken sequence becomes U+FFFD. */
+static void feed(ig_detok *d, unsigned char b, sink *k)
+{
+    if (d->n_pending > 0) {
+        if (continues(d->pending, d->n_pending, b)) {
+            d->pending[d->n_pending++] = b;
+            if ((size_t)d->n_pending == utf8_need(d->pending[0])) {
+                put(k, d->pending, (size_t)d->n_pending);
+                d->n_pending = 0;
+            }
+            return;
+        }
+        put(k, REPLACEMENT, 3);
+        d->n_pending = 0;
+    }
+    if (b < 0x80) {
+        put(k, &b, 1);
+    } else if (utf8_need(b)) {
+        d->pending[0] = b;
+        d->n_pending = 1;
+    } else {
+        put(k, REPLACEMENT, 3);
+    }
+}
+
+size_t ig_detok_push(const ig_tokenizer *t, ig_detok *d, int32_t id, char *out, size_t cap)
+{
+    if (id < 0 || id >= t->n_vocab)
+        return 0;
+    const unsigned char *p = (const unsigned char *)t->decoded + t->decoded_off[id];
+    size_t n = t->decoded_off[id + 1] - t->decoded_off[id];
+    if (d->at_start) {
+        /* SentencePiece drops the space its encoder added before the first piece;
+         * control tokens (BOS) before it do not count. */
+        if (t->types[id] == TT_CONTROL)
+            return 0;
+        d->at_start = false;
+        if (t->kind == KIND_SPM && t->add_space_prefix && t->types[id] != TT_BYTE && n > 0 &&
+            p[0] == ' ' && piece_len(t, id) >= 3 && memcmp(piece_ptr(t, id), "\xE2\x96\x81", 3) == 0) {
+            p++;
+            n--;
+        }
+    }
+    sink k = {out, cap, 0};
+    for (size_t i = 0; i < n; i++)
+        feed(d, p[i], &k);
+    return k.n;
+}
+
+size_t ig_detok_flush(ig_detok *d, char *out, size_t cap)
+{
+    sink k = {out, cap, 0};
+    if (d->n_pending > 0)
+        put(&k, REPLACEMENT, 3);
+    d->n_pending = 0;
+    return k.n;
+}
