@@ -237,6 +237,9 @@ void ig_detok_init(ig_detok *d);
 size_t ig_detok_push(const ig_tokenizer *t, ig_detok *d, int32_t id, char *out, size_t cap);
 /* An upper bound of what one ig_detok_push can write for this vocabulary. */
 size_t ig_detok_max_bytes(const ig_tokenizer *t);
+/* At the end of a stream: a character still incomplete becomes U+FFFD (3 bytes; a cap
+ * of 4 suffices). Returns bytes written. */
+size_t ig_detok_flush(ig_detok *d, char *out, size_t cap);
 
 /* ------------------------------------------------------------------------- */
 /* Model: hyper-parameters and weights, read-only, shareable across contexts. */

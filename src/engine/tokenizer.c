@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* Limits: a vocabulary, a piece, the merges, and one call's input. */
 #define MAX_VOCAB (1 << 22)
@@ -46,17 +47,30 @@ enum {
 
 typedef enum { KIND_SPM, KIND_BPE } tok_kind;
 
-/* Open-addressing hash set of token ids keyed by their piece strings. */
+/* Open-addressing hash set of token ids keyed by their piece strings. A slot keeps
+ * 32 bits of the hash and where the piece is, so that a lookup touches the slot and,
+ * only when the tags agree, the piece itself: two memory accesses, not three. */
 typedef struct {
-    int32_t *slots; /* token id, or -1 for empty */
+    uint32_t tag;
+    int32_t id; /* -1: empty */
+    uint32_t off, len;
+} vocab_slot;
+
+typedef struct {
+    vocab_slot *slots;
     uint64_t mask;
 } vocab_map;
 
-/* Open-addressing hash map (left id, right id) -> (rank, merged id). */
+/* Open-addressing hash map (left id, right id) -> (rank, merged id): one slot is one
+ * cache line's quarter, so a lookup costs one miss. */
 typedef struct {
-    uint64_t *keys; /* (left << 32 | right) + 1; 0 for empty */
-    int32_t *rank;
-    int32_t *result;
+    uint64_t key; /* (left << 32 | right) + 1; 0 for empty */
+    int32_t rank;
+    int32_t result;
+} merge_slot;
+
+typedef struct {
+    merge_slot *slots;
     uint64_t mask;
 } merge_map;
 
@@ -114,10 +128,45 @@ static uint64_t hash_mix(uint64_t h)
 
 #define HASH_SEED 0xcbf29ce484222325ULL
 
+/* The hash tables are probed at random: with 4 KB pages nearly every probe of Llama 3's
+ * 12 MB of tables is also a TLB miss (costly under virtualisation). Tables of 2 MB and
+ * more are mapped on their own and asked for transparent huge pages. Zero-filled. */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static void *table_alloc(size_t bytes)
+{
+    if (bytes < HUGE_PAGE)
+        return calloc(1, bytes);
+    size_t len = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    /* Over-map by one huge page to align the table to one. */
+    char *p = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    char *aligned = (char *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    if (aligned > p)
+        munmap(p, (size_t)(aligned - p));
+    munmap(aligned + len, (size_t)(p + HUGE_PAGE - aligned));
+#ifdef MADV_HUGEPAGE
+    madvise(aligned, len, MADV_HUGEPAGE); /* advice only: fine if refused */
+#endif
+    return aligned;
+}
+
+static void table_free(void *p, size_t bytes)
+{
+    if (!p)
+        return;
+    if (bytes < HUGE_PAGE) {
+        free(p);
+        return;
+    }
+    munmap(p, (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE);
+}
+
 static uint64_t table_size_for(uint64_t n)
 {
     uint64_t cap = 16;
-    while (cap < 2 * n)
+    while (cap < n + n / 2) /* load factor at most 2/3 */
         cap <<= 1;
     return cap;
 }
@@ -132,19 +181,37 @@ static inline uint32_t piece_len(const ig_tokenizer *t, int32_t id)
     return t->piece_off[id + 1] - t->piece_off[id];
 }
 
+static inline uint64_t hash2(const char *a, size_t na, const char *b, size_t nb)
+{
+    return hash_mix(hash_bytes(hash_bytes(HASH_SEED, a, na), b, nb));
+}
+
+static inline bool slot_holds(const ig_tokenizer *t, const vocab_slot *slot, const char *a,
+                              size_t na, const char *b, size_t nb)
+{
+    return slot->len == na + nb && memcmp(t->pieces + slot->off, a, na) == 0 &&
+           (nb == 0 || memcmp(t->pieces + slot->off + na, b, nb) == 0);
+}
+
+/* Id of the piece a (+ b) whose hash2 is h, or -1. */
+static int32_t vocab_find_hashed(const ig_tokenizer *t, uint64_t h, const char *a, size_t na,
+                                 const char *b, size_t nb)
+{
+    uint32_t tag = (uint32_t)(h >> 32);
+    for (uint64_t i = h & t->vocab.mask;; i = (i + 1) & t->vocab.mask) {
+        const vocab_slot *slot = &t->vocab.slots[i];
+        if (slot->id < 0)
+            return -1;
+        if (slot->tag == tag && slot_holds(t, slot, a, na, b, nb))
+            return slot->id;
+    }
+}
+
 /* Id of the piece a (+ b), or -1. */
 static int32_t vocab_find2(const ig_tokenizer *t, const char *a, size_t na, const char *b,
                            size_t nb)
 {
-    uint64_t h = hash_mix(hash_bytes(hash_bytes(HASH_SEED, a, na), b, nb));
-    for (uint64_t i = h & t->vocab.mask;; i = (i + 1) & t->vocab.mask) {
-        int32_t id = t->vocab.slots[i];
-        if (id < 0)
-            return -1;
-        if (piece_len(t, id) == na + nb && memcmp(piece_ptr(t, id), a, na) == 0 &&
-            (nb == 0 || memcmp(piece_ptr(t, id) + na, b, nb) == 0))
-            return id;
-    }
+    return vocab_find_hashed(t, hash2(a, na, b, nb), a, na, b, nb);
 }
 
 static int32_t vocab_find(const ig_tokenizer *t, const char *s, size_t n)
@@ -155,23 +222,28 @@ static int32_t vocab_find(const ig_tokenizer *t, const char *s, size_t n)
 static ig_code vocab_build(ig_tokenizer *t, ig_err *err)
 {
     uint64_t cap = table_size_for((uint64_t)t->n_vocab);
-    t->vocab.slots = malloc(cap * sizeof *t->vocab.slots);
+    t->vocab.slots = table_alloc(cap * sizeof *t->vocab.slots);
     if (!t->vocab.slots)
         return ig_err_set(err, IG_ERR_NOMEM, "tokenizer: no memory for the vocabulary index");
-    memset(t->vocab.slots, 0xff, cap * sizeof *t->vocab.slots);
+    for (uint64_t i = 0; i < cap; i++)
+        t->vocab.slots[i].id = -1;
     t->vocab.mask = cap - 1;
     for (int32_t id = 0; id < t->n_vocab; id++) {
         const char *s = piece_ptr(t, id);
         uint32_t n = piece_len(t, id);
-        uint64_t i = hash_mix(hash_bytes(HASH_SEED, s, n)) & t->vocab.mask;
-        for (;; i = (i + 1) & t->vocab.mask) {
-            int32_t other = t->vocab.slots[i];
-            if (other < 0) {
-                t->vocab.slots[i] = id;
+        uint64_t h = hash_mix(hash_bytes(HASH_SEED, s, n));
+        uint32_t tag = (uint32_t)(h >> 32);
+        for (uint64_t i = h & t->vocab.mask;; i = (i + 1) & t->vocab.mask) {
+            vocab_slot *slot = &t->vocab.slots[i];
+            if (slot->id < 0) {
+                slot->id = id;
+                slot->tag = tag;
+                slot->off = t->piece_off[id];
+                slot->len = n;
                 break;
             }
             /* A duplicate piece keeps its first id. */
-            if (piece_len(t, other) == n && memcmp(piece_ptr(t, other), s, n) == 0)
+            if (slot->tag == tag && slot_holds(t, slot, s, n, "", 0))
                 break;
         }
     }
@@ -187,16 +259,16 @@ static inline uint64_t merge_key(int32_t left, int32_t right)
 static bool merge_find(const ig_tokenizer *t, int32_t left, int32_t right, int32_t *rank,
                        int32_t *result)
 {
-    if (!t->merges.keys || left < 0 || right < 0)
+    if (!t->merges.slots || left < 0 || right < 0)
         return false;
     uint64_t key = merge_key(left, right);
     for (uint64_t i = hash_mix(key) & t->merges.mask;; i = (i + 1) & t->merges.mask) {
-        uint64_t k = t->merges.keys[i];
-        if (k == 0)
+        const merge_slot *slot = &t->merges.slots[i];
+        if (slot->key == 0)
             return false;
-        if (k == key) {
-            *rank = t->merges.rank[i];
-            *result = t->merges.result[i];
+        if (slot->key == key) {
+            *rank = slot->rank;
+            *result = slot->result;
             return true;
         }
     }
@@ -230,10 +302,8 @@ void ig_tokenizer_free(ig_tokenizer *t)
     free(t->decoded_off);
     free(t->scores);
     free(t->types);
-    free(t->vocab.slots);
-    free(t->merges.keys);
-    free(t->merges.rank);
-    free(t->merges.result);
+    table_free(t->vocab.slots, (t->vocab.mask + 1) * sizeof *t->vocab.slots);
+    table_free(t->merges.slots, (t->merges.mask + 1) * sizeof *t->merges.slots);
     free(t->special);
     free(t);
 }
@@ -254,7 +324,11 @@ static ig_code load_pieces(ig_tokenizer *t, const ig_gguf *g, ig_err *err)
     t->piece_off = malloc((n + 1) * sizeof *t->piece_off);
     if (!t->piece_off)
         return ig_err_set(err, IG_ERR_NOMEM, "tokenizer: no memory for %llu pieces", (unsigned long long)n);
-    uint64_t total = 0;
+    /* One pass, growing the buffer: every getter call costs a key lookup. */
+    size_t cap = 16 * (size_t)n, off = 0;
+    t->pieces = malloc(cap + 1);
+    if (!t->pieces)
+        return ig_err_set(err, IG_ERR_NOMEM, "tokenizer: no memory for the vocabulary");
     for (uint64_t i = 0; i < n; i++) {
         ig_str s;
         if (!ig_gguf_get_arr_str(g, "tokenizer.ggml.tokens", i, &s))
@@ -264,23 +338,22 @@ static ig_code load_pieces(ig_tokenizer *t, const ig_gguf *g, ig_err *err)
             return ig_err_set(err, IG_ERR_FORMAT,
                               "tokenizer: tokenizer.ggml.tokens[%llu] is %llu bytes long (limit %d)",
                               (unsigned long long)i, (unsigned long long)s.len, MAX_PIECE_BYTES);
-        total += s.len;
-    }
-    if (total > UINT32_MAX / 2)
-        return ig_err_set(err, IG_ERR_FORMAT, "tokenizer: the vocabulary's pieces total %llu bytes",
-                          (unsigned long long)total);
-    t->pieces = malloc(total + 1);
-    if (!t->pieces)
-        return ig_err_set(err, IG_ERR_NOMEM, "tokenizer: no memory for the vocabulary");
-    uint32_t off = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        ig_str s;
-        ig_gguf_get_arr_str(g, "tokenizer.ggml.tokens", i, &s);
-        t->piece_off[i] = off;
+        if (off + s.len > UINT32_MAX / 2)
+            return ig_err_set(err, IG_ERR_FORMAT, "tokenizer: the vocabulary's pieces exceed %u bytes",
+                              UINT32_MAX / 2);
+        if (off + s.len > cap) {
+            size_t ncap = 2 * cap > off + s.len ? 2 * cap : off + s.len;
+            char *p = realloc(t->pieces, ncap + 1);
+            if (!p)
+                return ig_err_set(err, IG_ERR_NOMEM, "tokenizer: no memory for the vocabulary");
+            t->pieces = p;
+            cap = ncap;
+        }
+        t->piece_off[i] = (uint32_t)off;
         memcpy(t->pieces + off, s.ptr, s.len);
-        off += (uint32_t)s.len;
+        off += s.len;
     }
-    t->piece_off[n] = off;
+    t->piece_off[n] = (uint32_t)off;
     t->pieces[off] = 0;
     return IG_OK;
 }
@@ -328,53 +401,135 @@ static ig_code load_types_and_scores(ig_tokenizer *t, const ig_gguf *g, ig_err *
     return IG_OK;
 }
 
+/* One merge rule on its way through load_merges' pipeline. */
+typedef struct {
+    const char *left, *right;
+    uint32_t n_left, n_right;
+    uint64_t hash[3];    /* left, right, left + right */
+    const vocab_slot *candidate[3]; /* first slot whose tag agrees, or NULL */
+} merge_job;
+
+#define PREFETCH(p) __builtin_prefetch(p)
+#define MERGE_PIPE 32    /* jobs in flight (a power of two) */
+#define MERGE_DISTANCE 8 /* steps between the pipeline's stages */
+
+/* Stage 1: the first slot of each probe sequence whose tag agrees (slots prefetched in
+ * stage 0), and a prefetch of the pieces stage 2 compares. */
+static inline uint64_t merge_key(int32_t left, int32_t right);
+
+static void merge_probe(const ig_tokenizer *t, merge_job *j)
+{
+    for (int k = 0; k < 3; k++) {
+        uint64_t h = j->hash[k];
+        uint32_t tag = (uint32_t)(h >> 32);
+        j->candidate[k] = NULL;
+        for (uint64_t i = h & t->vocab.mask;; i = (i + 1) & t->vocab.mask) {
+            const vocab_slot *slot = &t->vocab.slots[i];
+            if (slot->id < 0)
+                break;
+            if (slot->tag == tag) {
+                j->candidate[k] = slot;
+                PREFETCH(t->pieces + slot->off);
+                break;
+            }
+        }
+    }
+    /* The merge table's slot too, assuming the tags did not lie (they rarely do). */
+    if (j->candidate[0] && j->candidate[1])
+        __builtin_prefetch(&t->merges.slots[hash_mix(merge_key(j->candidate[0]->id, j->candidate[1]->id)) &
+                                            t->merges.mask], 1);
+}
+
+/* Stage 2: the ids, checked against the pieces (a tag collision takes the slow path). */
+static int32_t merge_resolve(const ig_tokenizer *t, const merge_job *j, int k)
+{
+    const char *a = k == 1 ? j->right : j->left;
+    size_t na = k == 1 ? j->n_right : j->n_left;
+    const char *b = k == 2 ? j->right : "";
+    size_t nb = k == 2 ? j->n_right : 0;
+    const vocab_slot *c = j->candidate[k];
+    if (!c)
+        return -1;
+    if (slot_holds(t, c, a, na, b, nb))
+        return c->id;
+    return vocab_find_hashed(t, j->hash[k], a, na, b, nb);
+}
+
+static void merge_insert(ig_tokenizer *t, int32_t left, int32_t right, int32_t merged, int32_t rank)
+{
+    uint64_t key = merge_key(left, right);
+    for (uint64_t i = hash_mix(key) & t->merges.mask;; i = (i + 1) & t->merges.mask) {
+        merge_slot *slot = &t->merges.slots[i];
+        if (slot->key == key)
+            return; /* a repeated merge keeps its first rank */
+        if (slot->key == 0) {
+            slot->key = key;
+            slot->rank = rank;
+            slot->result = merged;
+            return;
+        }
+    }
+}
+
+/* The merges are 280k random lookups for Llama 3: done one after the other, each
+ * waits for memory three times. A small software pipeline (parse and prefetch the
+ * slots, probe and prefetch the pieces, compare and insert) keeps many in flight. */
 static ig_code load_merges(ig_tokenizer *t, const ig_gguf *g, ig_err *err)
 {
     ig_gguf_vtype et;
     uint64_t n;
     if (!ig_gguf_get_arr_info(g, "tokenizer.ggml.merges", &et, &n))
-        return ig_err_set(err, IG_ERR_FORMAT, "tokenizer: key tokenizer.ggml.merges is missing (model gpt2)");
+        return IG_OK; /* no merges: every byte stays its own token */
     if (et != IG_GGUF_STRING)
         return ig_err_set(err, IG_ERR_FORMAT, "tokenizer: tokenizer.ggml.merges is not an array of strings");
     if (n > MAX_MERGES)
         return ig_err_set(err, IG_ERR_FORMAT, "tokenizer: tokenizer.ggml.merges has %llu entries (limit %d)",
                           (unsigned long long)n, MAX_MERGES);
     uint64_t cap = table_size_for(n);
-    t->merges.keys = calloc(cap, sizeof *t->merges.keys);
-    t->merges.rank = malloc(cap * sizeof *t->merges.rank);
-    t->merges.result = malloc(cap * sizeof *t->merges.result);
-    if (!t->merges.keys || !t->merges.rank || !t->merges.result)
+    t->merges.slots = table_alloc(cap * sizeof *t->merges.slots);
+    if (!t->merges.slots)
         return ig_err_set(err, IG_ERR_NOMEM, "tokenizer: no memory for %llu merges", (unsigned long long)n);
     t->merges.mask = cap - 1;
-    for (uint64_t r = 0; r < n; r++) {
-        ig_str s;
-        if (!ig_gguf_get_arr_str(g, "tokenizer.ggml.merges", r, &s))
-            return ig_err_set(err, IG_ERR_FORMAT, "tokenizer: tokenizer.ggml.merges[%llu] is unreadable",
-                              (unsigned long long)r);
-        /* "left right": the separator is the first space after the first byte (a
-         * byte-level piece never holds a raw space, but a left piece may be " "). */
-        const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
-        if (!sp)
-            return ig_err_set(err, IG_ERR_FORMAT,
-                              "tokenizer: tokenizer.ggml.merges[%llu] is not \"left right\"",
-                              (unsigned long long)r);
-        size_t nl = (size_t)(sp - s.ptr), nr = s.len - nl - 1;
-        int32_t left = vocab_find(t, s.ptr, nl);
-        int32_t right = vocab_find(t, sp + 1, nr);
-        int32_t merged = vocab_find2(t, s.ptr, nl, sp + 1, nr);
-        /* A merge whose parts or result are not tokens can never apply. */
-        if (left < 0 || right < 0 || merged < 0)
-            continue;
-        uint64_t key = merge_key(left, right);
-        for (uint64_t i = hash_mix(key) & t->merges.mask;; i = (i + 1) & t->merges.mask) {
-            if (t->merges.keys[i] == key)
-                break; /* a repeated merge keeps its first rank */
-            if (t->merges.keys[i] == 0) {
-                t->merges.keys[i] = key;
-                t->merges.rank[i] = (int32_t)r;
-                t->merges.result[i] = merged;
-                break;
-            }
+
+    merge_job jobs[MERGE_PIPE];
+    const uint64_t d = MERGE_DISTANCE;
+    for (uint64_t step = 0; step < n + 2 * d; step++) {
+        if (step < n) {
+            /* Stage 0: parse "left right" and prefetch the three home slots. */
+            merge_job *j = &jobs[step % MERGE_PIPE];
+            ig_str s;
+            if (!ig_gguf_get_arr_str(g, "tokenizer.ggml.merges", step, &s))
+                return ig_err_set(err, IG_ERR_FORMAT, "tokenizer: tokenizer.ggml.merges[%llu] is unreadable",
+                                  (unsigned long long)step);
+            /* The separator is the first space after the first byte (a byte-level
+             * piece never holds a raw space, but a left piece may be " "). */
+            const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
+            if (!sp)
+                return ig_err_set(err, IG_ERR_FORMAT,
+                                  "tokenizer: tokenizer.ggml.merges[%llu] is not \"left right\"",
+                                  (unsigned long long)step);
+            j->left = s.ptr;
+            j->n_left = (uint32_t)(sp - s.ptr);
+            j->right = sp + 1;
+            j->n_right = (uint32_t)(s.len - j->n_left - 1);
+            uint64_t state = hash_bytes(HASH_SEED, j->left, j->n_left);
+            j->hash[0] = hash_mix(state);
+            j->hash[1] = hash_mix(hash_bytes(HASH_SEED, j->right, j->n_right));
+            j->hash[2] = hash_mix(hash_bytes(state, j->right, j->n_right));
+            for (int k = 0; k < 3; k++)
+                PREFETCH(&t->vocab.slots[j->hash[k] & t->vocab.mask]);
+        }
+        if (step >= d && step - d < n)
+            merge_probe(t, &jobs[(step - d) % MERGE_PIPE]);
+        if (step >= 2 * d) {
+            uint64_t r = step - 2 * d;
+            const merge_job *j = &jobs[r % MERGE_PIPE];
+            int32_t left = merge_resolve(t, j, 0);
+            int32_t right = merge_resolve(t, j, 1);
+            int32_t merged = merge_resolve(t, j, 2);
+            /* A merge whose parts or result are not tokens can never apply. */
+            if (left >= 0 && right >= 0 && merged >= 0)
+                merge_insert(t, left, right, merged, (int32_t)r);
         }
     }
     return IG_OK;

@@ -1,0 +1,31 @@
+# Tokenizers (src/engine/tokenizer.c, unicode.c, unicode_data.c) and `idlegrid tokenize`.
+# The conformance vectors run in-process and, where the binary exists, through the
+# real command (one process per input); the unit tests need only the engine.
+ig_unit_test(test_tokenizer SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_tokenizer.c
+  LIBS ig_engine LABELS "unit;tokenizer")
+
+set(IG_TOKENIZER_ENV "IG_TEST_DATA=${IG_TEST_DATA};IG_MODELS=${IG_MODELS}")
+foreach(v llama2-spm gpt2 llama3)
+  string(REPLACE "-" "_" name ${v})
+  set(cli_arg "")
+  if(IG_HAVE_CLI)
+    set(cli_arg ${IG_BIN})
+  endif()
+  add_test(NAME tokenizer_conformance_${name}
+    COMMAND test_tokenizer conformance ${IG_TEST_DATA}/tokenizers/vocab-${v}.gguf ${cli_arg}
+    WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(tokenizer_conformance_${name} PROPERTIES LABELS "unit;tokenizer"
+    ENVIRONMENT "${IG_TOKENIZER_ENV}")
+endforeach()
+
+if(IG_HAVE_CLI)
+  add_test(NAME tokenizer_cli_help_and_bad_usage
+    COMMAND test_tokenizer cli-usage ${IG_BIN} WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(tokenizer_cli_help_and_bad_usage PROPERTIES LABELS "unit;tokenizer"
+    ENVIRONMENT "${IG_TOKENIZER_ENV}")
+endif()
+
+add_test(NAME tokenizer_llama3_loads_under_200ms COMMAND test_tokenizer load-time
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(tokenizer_llama3_loads_under_200ms PROPERTIES LABELS "unit;tokenizer;perf"
+  ENVIRONMENT "${IG_TOKENIZER_ENV}" RUN_SERIAL TRUE)
