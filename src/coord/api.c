@@ -170,7 +170,7 @@ static void handle_models(ig_coord *c, struct evhttp_request *req, const char *p
             }
             if (!dup)
                 json_array_append_new(data, json_pack("{s:s,s:s,s:I,s:s}", "id", n->models[i], "object",
-                                                      "model", (json_int_t)(c->started_ms / 1000),
+                                                      "model", "created", (json_int_t)(c->started_ms / 1000),
                                                       "owned_by", n->cloud ? "idlegrid-cloud" : "idlegrid-edge"));
         }
     }
