@@ -409,7 +409,10 @@ typedef enum {
 const char *ig_finish_name(ig_finish f); /* "length", "stop", "eos", "context", "cancelled" */
 
 /* One generated token. text is the UTF-8 text this token releases (possibly empty:
- * an incomplete character or a possible stop-string prefix is held back). */
+ * an incomplete character or a possible stop-string prefix is held back). The EOS
+ * token itself is not reported; when generation ends at EOS with text still held
+ * back, that text comes in one final event with token -1 (not a generated token:
+ * leave it out of resume lists and token counts). */
 typedef struct {
     int32_t token;
     int64_t position;   /* absolute position in prompt + generated */

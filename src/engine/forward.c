@@ -54,7 +54,7 @@ struct ig_ctx {
     float *hb;           /* [n_batch][n_ff]  gate, then silu(gate) * up */
     float *hb2;          /* [n_batch][n_ff]  up */
     float *scores;       /* [n_threads][n_ctx]  attention weights, one row per thread */
-    float *vrow;         /* [n_threads][head_dim]  a V row converted to F32 */
+    float *rowbuf;       /* [n_threads][head_dim]  a K or V row converted to F32 */
     double *inv_freq;    /* [n_rot / 2]  RoPE angle per position for each pair */
     void *mm_scratch;    /* ig_matmul's activation buffer, for the largest matrix */
     size_t mm_scratch_bytes;
@@ -172,11 +172,6 @@ ig_ctx *ig_ctx_new(const ig_model *m, const ig_ctx_params *params, ig_err *err)
     }
     if (!weight_types_supported(m, k, err))
         return NULL;
-    if (!k->vec_dot[p.kv_type] || (p.kv_type != IG_TYPE_F32 && !k->to_float[p.kv_type])) {
-        ig_err_set(err, IG_ERR_UNSUPPORTED, "the %s kernels have no %s attention kernels", k->isa,
-                   ig_type_name(p.kv_type));
-        return NULL;
-    }
 
     ig_ctx *c = calloc(1, sizeof *c);
     if (!c) {
@@ -209,7 +204,7 @@ ig_ctx *ig_ctx_new(const ig_model *m, const ig_ctx_params *params, ig_err *err)
     c->hb = ctx_alloc(c, B * F, sizeof(float), &ok);
     c->hb2 = ctx_alloc(c, B * F, sizeof(float), &ok);
     c->scores = ctx_alloc(c, T * (size_t)p.n_ctx, sizeof(float), &ok);
-    c->vrow = ctx_alloc(c, T * HD, sizeof(float), &ok);
+    c->rowbuf = ctx_alloc(c, T * HD, sizeof(float), &ok);
     c->inv_freq = ctx_alloc(c, (size_t)m->n_rot / 2, sizeof(double), &ok);
     c->mm_scratch_bytes = max_matmul_scratch(m, (int64_t)B);
     c->mm_scratch = ctx_alloc(c, c->mm_scratch_bytes, 1, &ok);
@@ -241,7 +236,7 @@ void ig_ctx_free(ig_ctx *c)
     ig_pool_free(c->pool);
     void *bufs[] = {c->k_cache, c->v_cache, c->x,      c->xb,      c->xo,         c->q,
                     c->kcur,    c->vcur,    c->att,    c->hb,      c->hb2,        c->scores,
-                    c->vrow,    c->inv_freq, c->mm_scratch, c->logits};
+                    c->rowbuf,  c->inv_freq, c->mm_scratch, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(c);
@@ -330,12 +325,41 @@ static char *kv_row(const ig_ctx *c, void *cache, int layer, int32_t pos)
 
 /* ---- attention: softmax(q K^T / sqrt(hd)) V over positions 0..pos, causal ---- */
 
+/* The attention arithmetic is the same plain C for every kernel set, so the kernel
+ * sets differ only inside ig_matmul: a last-bit difference here would flip the
+ * rounding of quantized activations downstream and magnify itself. Eight
+ * independent sums in a fixed order: deterministic, and the compiler vectorises it. */
+static float dot_f32(const float *a, const float *b, int n)
+{
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += a[i + j] * b[i + j];
+    for (; i < n; i++)
+        acc[0] += a[i] * b[i];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 typedef struct {
     ig_ctx *c;
     int layer;
     int n_tok;
     int32_t pos0; /* position of the batch's first token */
 } attention_job;
+
+/* One head's row of the cache at position j as F32 (converted into buf when F16). */
+static const float *kv_head(const ig_ctx *c, void *cache, int layer, int32_t j, int kvh, float *buf)
+{
+    const int hd = c->m->info.head_dim;
+    const char *src = kv_row(c, cache, layer, j) + (size_t)kvh * ig_type_row_bytes(c->kv_type, hd);
+    if (c->kv_type == IG_TYPE_F32)
+        return (const float *)src;
+    const uint16_t *h = (const uint16_t *)src;
+    for (int i = 0; i < hd; i++)
+        buf[i] = ig_fp16_to_fp32(h[i]);
+    return buf;
+}
 
 static void attention_worker(void *arg, int thread, int n_threads)
 {
@@ -345,10 +369,9 @@ static void attention_worker(void *arg, int thread, int n_threads)
     const int hd = in->head_dim, n_head = in->n_head, group = in->n_head / in->n_head_kv;
     const size_t QD = (size_t)n_head * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    const size_t head_bytes = ig_type_row_bytes(c->kv_type, hd);
+    assert(thread < c->n_threads);
     float *scores = c->scores + (size_t)thread * c->n_ctx;
-    float *vrow = c->vrow + (size_t)thread * hd;
-    const ig_vec_dot_fn dot = c->k->vec_dot[c->kv_type];
+    float *rowbuf = c->rowbuf + (size_t)thread * hd;
 
     const int64_t items = (int64_t)job->n_tok * n_head;
     const int64_t lo = items * thread / n_threads, hi = items * (thread + 1) / n_threads;
@@ -360,10 +383,7 @@ static void attention_worker(void *arg, int thread, int n_threads)
 
         float max = -INFINITY;
         for (int32_t j = 0; j <= pos; j++) {
-            const char *krow = kv_row(c, c->k_cache, job->layer, j) + (size_t)kvh * head_bytes;
-            float s;
-            dot(hd, &s, krow, q);
-            scores[j] = s * scale;
+            scores[j] = dot_f32(q, kv_head(c, c->k_cache, job->layer, j, kvh, rowbuf), hd) * scale;
             if (scores[j] > max)
                 max = scores[j];
         }
@@ -376,12 +396,7 @@ static void attention_worker(void *arg, int thread, int n_threads)
 
         memset(out, 0, (size_t)hd * sizeof(float));
         for (int32_t j = 0; j <= pos; j++) {
-            const char *vsrc = kv_row(c, c->v_cache, job->layer, j) + (size_t)kvh * head_bytes;
-            const float *v = (const float *)vsrc;
-            if (c->kv_type != IG_TYPE_F32) {
-                c->k->to_float[c->kv_type](vsrc, vrow, hd);
-                v = vrow;
-            }
+            const float *v = kv_head(c, c->v_cache, job->layer, j, kvh, rowbuf);
             const float a = scores[j] * inv_sum;
             for (int i = 0; i < hd; i++)
                 out[i] += a * v[i];
