@@ -1,9 +1,13 @@
-// Failover in the coordinator, proved with deterministic test peers (no engine):
-// a node SIGKILLed mid-stream; the buyer's stream completes and equals an
-// undisturbed run with the same seed, greedy and sampled, completions and chat.
+// Failover: a node SIGKILLed mid-stream; the buyer's stream completes and its text
+// equals an undisturbed run with the same seed, greedy and sampled, completions and
+// chat. With deterministic test peers by default (the coordinator's part, no engine);
+// with real `idlegrid node` processes and the bundled edge model when IG_REAL_NODES=1.
 import { assert, run, startCoordinator, createKey, startNode, waitNodes, post, readSSE, streamText,
-         metrics, stop } from './grid.mjs';
+         metrics, stop, waitFor } from './grid.mjs';
 
+const REAL = process.env.IG_REAL_NODES === '1';
+const MAXT = REAL ? 160 : 40;
+const KILL_AFTER = REAL ? 4 : 10;
 let coord, key, nodes = [];
 
 async function streamOnce(body, { killAfter = -1 } = {}) {
@@ -28,32 +32,32 @@ async function streamOnce(body, { killAfter = -1 } = {}) {
 }
 
 async function nodeIds() {
-  // Each peer logs its node id on welcome.
+  // Each node logs the id the coordinator gave it on welcome.
   for (const n of nodes) {
-    const m = /welcome as (n-[0-9a-f]{12})/.exec(n.err);
+    const m = /(?:welcome as |"node_id":")(n-[0-9a-f]{12})/.exec(n.err + n.out);
     if (m) n.nodeId = m[1];
   }
 }
 
 async function ensureNodes(count) {
   nodes = nodes.filter((n) => n.exitCode === null && n.signalCode === null);
-  while (nodes.length < count) nodes.push(startNode(coord, { name: `peer-${nodes.length}-${Date.now()}`, peer: true, rate: 100 }));
+  while (nodes.length < count) nodes.push(startNode(coord, { name: `edge-${nodes.length}-${Date.now()}`, peer: !REAL, rate: 100 }));
   await waitNodes(coord.url, count);
-  await new Promise((r) => setTimeout(r, 100));
-  await nodeIds();
+  await waitFor('node ids', async () => { await nodeIds(); return nodes.every((n) => n.nodeId); }, 10000);
 }
 
 async function checkFailover(body) {
   await ensureNodes(3);
   const clean = await streamOnce(body);
   await ensureNodes(3);
-  const disturbed = await streamOnce(body, { killAfter: 10 });
+  const disturbed = await streamOnce(body, { killAfter: KILL_AFTER });
   assert.ok(disturbed.killed, 'a node was killed mid-stream');
   assert.equal(disturbed.text, clean.text, 'failover stream equals the undisturbed one');
   const last = disturbed.events[disturbed.events.length - 1];
   assert.ok(last.idlegrid.nodes.length >= 2, 'the final chunk names every node that worked on it');
   assert.equal(last.idlegrid.failovers, 1);
-  assert.equal(clean.text.split(' t').length - 1, body.max_tokens ?? body.max_completion_tokens);
+  if (!REAL) assert.equal(clean.text.split(' t').length - 1, body.max_tokens);
+  assert.ok(clean.text.length > 0);
 }
 
 await run({
@@ -62,13 +66,13 @@ await run({
     key = createKey(coord.data);
   },
   async test_node_killed_midstream_greedy_completion_is_whole() {
-    await checkFailover({ model: 'edge', prompt: 'ROMEO:', max_tokens: 40, temperature: 0 });
+    await checkFailover({ model: 'edge', prompt: 'ROMEO:', max_tokens: MAXT, temperature: 0 });
   },
   async test_node_killed_midstream_sampled_with_seed_is_whole() {
-    await checkFailover({ model: 'edge', prompt: 'JULIET:', max_tokens: 40, temperature: 0.8, seed: 1234 });
+    await checkFailover({ model: 'edge', prompt: 'JULIET:', max_tokens: MAXT, temperature: 0.8, seed: 1234 });
   },
   async test_node_killed_midstream_chat_is_whole() {
-    await checkFailover({ model: 'edge', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 40, temperature: 0.7, seed: 9 });
+    await checkFailover({ model: 'edge', messages: [{ role: 'user', content: 'Hello' }], max_tokens: MAXT, temperature: 0.7, seed: 9 });
   },
   async test_failovers_counted_in_metrics() {
     const m = await metrics(coord.url);
