@@ -174,8 +174,15 @@ static void mm_convert(void *varg, int ith, int nth)
 static void mm_rows(const mm_job *j, int64_t r0, int64_t r1)
 {
     ig_vec_dot_fn dot = j->k->vec_dot[j->wtype];
+    ig_gemm_fn gemm = j->k->gemm[j->wtype];
     for (int64_t tt = 0; tt < j->n_tok; tt += IG_MM_TOK_TILE) {
         int64_t tend = tt + IG_MM_TOK_TILE < j->n_tok ? tt + IG_MM_TOK_TILE : j->n_tok;
+        if (gemm) {
+            gemm(j->cols, &j->y[tt * j->rows + r0], j->rows, j->w + (size_t)r0 * j->w_row_bytes,
+                 j->w_row_bytes, r1 - r0, j->xq + (size_t)tt * j->xq_row_bytes, j->xq_row_bytes,
+                 tend - tt);
+            continue;
+        }
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *wr = j->w + (size_t)r * j->w_row_bytes;
             for (int64_t t = tt; t < tend; t++)

@@ -61,11 +61,19 @@ typedef void (*ig_from_float_fn)(const float *x, void *y, int64_t n);
 /* Converts a row of a type back to floats. */
 typedef void (*ig_to_float_fn)(const void *x, float *y, int64_t n);
 
+/* A tile of a matrix product: y[t * ldy + r] = dot(row r of w, row t of x) for
+ * r < nr, t < nt. Rows of w are w_stride bytes apart; rows of x (in the vec_dot_type)
+ * x_stride bytes. Each output equals vec_dot's bit for bit; the tile only shares loads
+ * and conversions between outputs. */
+typedef void (*ig_gemm_fn)(int64_t n, float *y, int64_t ldy, const void *w, size_t w_stride,
+                           int64_t nr, const void *x, size_t x_stride, int64_t nt);
+
 typedef struct {
     const char *isa; /* "scalar", "avx2", "avx512", "neon" */
     ig_vec_dot_fn vec_dot[IG_TYPE_COUNT];
     ig_from_float_fn from_float[IG_TYPE_COUNT];
     ig_to_float_fn to_float[IG_TYPE_COUNT];
+    ig_gemm_fn gemm[IG_TYPE_COUNT]; /* NULL: ig_matmul calls vec_dot per output */
 } ig_kernels;
 
 /* The type activations are converted to before a dot product with weights of type t

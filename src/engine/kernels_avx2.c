@@ -37,13 +37,6 @@ static inline int hsum_epi32(__m256i v)
     return _mm_cvtsi128_si32(s);
 }
 
-/* Eight int32 partial sums of w[i] * x[i] over 32 signed bytes. */
-static inline __m256i dot_i8_32(__m256i w, __m256i x)
-{
-    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
-
 /* The 32 signed 4-bit values of a Q4_0 block (elements 0..15 low nibbles, 16..31 high). */
 static inline __m256i q4_0_unpack(const uint8_t *qs)
 {
@@ -238,57 +231,137 @@ static void q4_0_to_float(const void *x, float *y, int64_t n)
 }
 
 /*
- * Block-32 dot products take blocks in pairs: t = d0 * p0 + d1 * p1 (one product, one
- * fma), acc += t. The accumulator's dependency chain is then one add per two blocks.
- * The tile kernels below use exactly this sequence per output, so a tile's results
- * equal vec_dot's bit for bit.
+ * Block-32 dot products (Q8_0 and Q4_0 weights, Q8_0 activations): per block,
+ * acc = fma(d, p, acc) with d = d_w * d_x (one float product) and p the block's eight
+ * int32 partial sums, identical whichever way they are formed:
+ *   Q8_0: maddubs(|w|, sign(x, w))             (per element w * x)
+ *   Q4_0: maddubs(nib, x) - maddubs(8, x)      (per element (nib - 8) * x)
+ * vec_dot is the 1 x 1 tile, so every tile size gives each output bit for bit the
+ * same value; larger tiles only share loads and conversions (and hide the fma
+ * latency behind independent accumulators).
  */
-#define BLOCK_PAIR_STEP(acc, d0, p0, d1, p1)                                               \
-    acc = _mm256_add_ps(acc, _mm256_fmadd_ps(_mm256_set1_ps(d1), _mm256_cvtepi32_ps(p1),    \
-                                             _mm256_mul_ps(_mm256_set1_ps(d0),             \
-                                                           _mm256_cvtepi32_ps(p0))))
-#define BLOCK_LAST_STEP(acc, d0, p0)                                                       \
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d0), _mm256_cvtepi32_ps(p0), acc)
+#define B32_MAX_R 4
+#define B32_MAX_T 4
+
+static inline __attribute__((always_inline)) void
+b32_tile(const int is_q4, const int R, const int T, int64_t nb, float *y, int64_t ldy,
+         const uint8_t *w, size_t ws, const uint8_t *x, size_t xs)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    const size_t wbs = is_q4 ? sizeof(ig_block_q4_0) : sizeof(ig_block_q8_0);
+    __m256 acc[B32_MAX_R][B32_MAX_T];
+    for (int r = 0; r < B32_MAX_R; r++)
+        for (int t = 0; t < B32_MAX_T; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i wv[B32_MAX_R], aw[B32_MAX_R];
+        __m256 dw[B32_MAX_R];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = w + r * ws + i * wbs;
+            uint16_t dh;
+            memcpy(&dh, blk, 2);
+            dw[r] = _mm256_set1_ps(fp16(dh));
+            if (is_q4) {
+                __m128i b = _mm_loadu_si128((const __m128i *)(blk + 2));
+                __m256i v =
+                    _mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1);
+                wv[r] = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+                aw[r] = wv[r];
+            } else {
+                wv[r] = _mm256_loadu_si256((const __m256i *)(blk + 2));
+                aw[r] = _mm256_sign_epi8(wv[r], wv[r]);
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            const ig_block_q8_0 *xb = (const ig_block_q8_0 *)(x + t * xs) + i;
+            __m256i yv = _mm256_loadu_si256((const __m256i *)xb->qs);
+            __m256 dy = _mm256_set1_ps(fp16(xb->d));
+            __m256i c = is_q4 ? _mm256_maddubs_epi16(_mm256_set1_epi8(8), yv) : yv;
+            for (int r = 0; r < R; r++) {
+                __m256i p16 = is_q4 ? _mm256_sub_epi16(_mm256_maddubs_epi16(wv[r], yv), c)
+                                    : _mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(yv, wv[r]));
+                __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dy), f, acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            y[t * ldy + r] = hsum_ps(acc[r][t]);
+}
+
+#define B32_TILE_FN(name, q4, R, T)                                                        \
+    static void name(int64_t nb, float *y, int64_t ldy, const uint8_t *w, size_t ws,       \
+                     const uint8_t *x, size_t xs)                                          \
+    {                                                                                      \
+        b32_tile(q4, R, T, nb, y, ldy, w, ws, x, xs);                                      \
+    }
+B32_TILE_FN(q8_0_tile_1x1, 0, 1, 1)
+B32_TILE_FN(q8_0_tile_4x1, 0, 4, 1)
+B32_TILE_FN(q8_0_tile_1x4, 0, 1, 4)
+B32_TILE_FN(q8_0_tile_2x4, 0, 2, 4)
+B32_TILE_FN(q4_0_tile_1x1, 1, 1, 1)
+B32_TILE_FN(q4_0_tile_4x1, 1, 4, 1)
+B32_TILE_FN(q4_0_tile_1x4, 1, 1, 4)
+B32_TILE_FN(q4_0_tile_2x4, 1, 2, 4)
+
+/* A tile kernel: outputs y[t * ldy + r] for its fixed R x T, nb blocks per row. */
+typedef void (*tile_fn)(int64_t nb, float *y, int64_t ldy, const uint8_t *w, size_t ws,
+                        const uint8_t *x, size_t xs);
+
+typedef struct {
+    tile_fn t1x1, tRx1, t1xT, tRxT;
+    int r_single; /* rows of tRx1 (one token) */
+    int r, t;     /* rows and tokens of tRxT; t1xT has t tokens */
+} tile_set;
+
+/* Covers nr x nt with R x T tiles (R' x 1 for the tokens left over), edges with the
+ * one-row tiles. Every output is computed by some tile of the same arithmetic. */
+static void tiles_gemm(const tile_set *ts, int64_t nb, float *y, int64_t ldy, const uint8_t *w,
+                       size_t ws, int64_t nr, const uint8_t *x, size_t xs, int64_t nt)
+{
+    int64_t tt = 0;
+    for (; tt + ts->t <= nt; tt += ts->t) {
+        int64_t r = 0;
+        for (; r + ts->r <= nr; r += ts->r)
+            ts->tRxT(nb, y + tt * ldy + r, ldy, w + r * ws, ws, x + tt * xs, xs);
+        for (; r < nr; r++)
+            ts->t1xT(nb, y + tt * ldy + r, ldy, w + r * ws, ws, x + tt * xs, xs);
+    }
+    for (; tt < nt; tt++) {
+        int64_t r = 0;
+        for (; r + ts->r_single <= nr; r += ts->r_single)
+            ts->tRx1(nb, y + tt * ldy + r, ldy, w + r * ws, ws, x + tt * xs, xs);
+        for (; r < nr; r++)
+            ts->t1x1(nb, y + tt * ldy + r, ldy, w + r * ws, ws, x + tt * xs, xs);
+    }
+}
+
+static const tile_set Q8_0_TILES = {q8_0_tile_1x1, q8_0_tile_4x1, q8_0_tile_1x4, q8_0_tile_2x4,
+                                    4, 2, 4};
+static const tile_set Q4_0_TILES = {q4_0_tile_1x1, q4_0_tile_4x1, q4_0_tile_1x4, q4_0_tile_2x4,
+                                    4, 2, 4};
 
 static void q8_0_vec_dot(int64_t n, float *s, const void *w, const void *x)
 {
-    const ig_block_q8_0 *a = w, *b = x;
-    int64_t nb = n / IG_QK8_0, i = 0;
-    __m256 acc = _mm256_setzero_ps();
-    for (; i + 2 <= nb; i += 2) {
-        __m256i p0 = dot_i8_32(_mm256_loadu_si256((const __m256i *)a[i].qs),
-                               _mm256_loadu_si256((const __m256i *)b[i].qs));
-        __m256i p1 = dot_i8_32(_mm256_loadu_si256((const __m256i *)a[i + 1].qs),
-                               _mm256_loadu_si256((const __m256i *)b[i + 1].qs));
-        BLOCK_PAIR_STEP(acc, fp16(a[i].d) * fp16(b[i].d), p0,
-                        fp16(a[i + 1].d) * fp16(b[i + 1].d), p1);
-    }
-    if (i < nb) {
-        __m256i p0 = dot_i8_32(_mm256_loadu_si256((const __m256i *)a[i].qs),
-                               _mm256_loadu_si256((const __m256i *)b[i].qs));
-        BLOCK_LAST_STEP(acc, fp16(a[i].d) * fp16(b[i].d), p0);
-    }
-    *s = hsum_ps(acc);
+    q8_0_tile_1x1(n / IG_QK8_0, s, 1, w, 0, x, 0);
 }
 
 static void q4_0_vec_dot(int64_t n, float *s, const void *w, const void *x)
 {
-    const ig_block_q4_0 *a = w;
-    const ig_block_q8_0 *b = x;
-    int64_t nb = n / IG_QK4_0, i = 0;
-    __m256 acc = _mm256_setzero_ps();
-    for (; i + 2 <= nb; i += 2) {
-        __m256i p0 = dot_i8_32(q4_0_unpack(a[i].qs), _mm256_loadu_si256((const __m256i *)b[i].qs));
-        __m256i p1 = dot_i8_32(q4_0_unpack(a[i + 1].qs),
-                               _mm256_loadu_si256((const __m256i *)b[i + 1].qs));
-        BLOCK_PAIR_STEP(acc, fp16(a[i].d) * fp16(b[i].d), p0,
-                        fp16(a[i + 1].d) * fp16(b[i + 1].d), p1);
-    }
-    if (i < nb) {
-        __m256i p0 = dot_i8_32(q4_0_unpack(a[i].qs), _mm256_loadu_si256((const __m256i *)b[i].qs));
-        BLOCK_LAST_STEP(acc, fp16(a[i].d) * fp16(b[i].d), p0);
-    }
-    *s = hsum_ps(acc);
+    q4_0_tile_1x1(n / IG_QK4_0, s, 1, w, 0, x, 0);
+}
+
+static void q8_0_gemm(int64_t n, float *y, int64_t ldy, const void *w, size_t ws, int64_t nr,
+                      const void *x, size_t xs, int64_t nt)
+{
+    tiles_gemm(&Q8_0_TILES, n / IG_QK8_0, y, ldy, w, ws, nr, x, xs, nt);
+}
+
+static void q4_0_gemm(int64_t n, float *y, int64_t ldy, const void *w, size_t ws, int64_t nr,
+                      const void *x, size_t xs, int64_t nt)
+{
+    tiles_gemm(&Q4_0_TILES, n / IG_QK4_0, y, ldy, w, ws, nr, x, xs, nt);
 }
 
 /* ---- K-quants -------------------------------------------------------------- */
@@ -336,84 +409,219 @@ static inline void q4_k_scales(const uint8_t *packed, uint8_t out[16])
     memcpy(out, u, 16);
 }
 
+/*
+ * K-quant dot products: per block, exact int32 sums (the scaled sub-block dot
+ * products and the mins' or offsets' correction from the activation's bsums), then
+ * one float expression per block added in block order, exactly as the reference.
+ * Tiles share the unpacked weights (across tokens) and activations (across rows).
+ */
+/* pshufb masks broadcasting one int16 lane per 128-bit half: LANE16_SAME[k] takes
+ * lane k in both halves, LANE16_PAIR[k] lane 2k in the low half, 2k + 1 in the high. */
+#define B16(k) (char)(2 * (k)), (char)(2 * (k) + 1)
+#define B16x8(k) B16(k), B16(k), B16(k), B16(k), B16(k), B16(k), B16(k), B16(k)
+static const char LANE16_SAME[8][32] __attribute__((aligned(32))) = {
+    {B16x8(0), B16x8(0)}, {B16x8(1), B16x8(1)}, {B16x8(2), B16x8(2)}, {B16x8(3), B16x8(3)},
+    {B16x8(4), B16x8(4)}, {B16x8(5), B16x8(5)}, {B16x8(6), B16x8(6)}, {B16x8(7), B16x8(7)},
+};
+static const char LANE16_PAIR[4][32] __attribute__((aligned(32))) = {
+    {B16x8(0), B16x8(1)}, {B16x8(2), B16x8(3)}, {B16x8(4), B16x8(5)}, {B16x8(6), B16x8(7)},
+};
+#undef B16x8
+#undef B16
+
+static inline __m256i lane16_same(int k)
+{
+    return _mm256_load_si256((const __m256i *)LANE16_SAME[k]);
+}
+
+static inline __m256i lane16_pair(int k)
+{
+    return _mm256_load_si256((const __m256i *)LANE16_PAIR[k]);
+}
+
+#define KQ_MAX_R 2
+#define KQ_MAX_T 2
+
+static inline __attribute__((always_inline)) void
+q4_k_tile(const int R, const int T, int64_t nb, float *y, int64_t ldy, const uint8_t *w,
+          size_t ws, const uint8_t *x, size_t xs)
+{
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    float sum[KQ_MAX_R][KQ_MAX_T] = {{0}};
+    for (int64_t i = 0; i < nb; i++) {
+        const ig_block_q4_K *a[KQ_MAX_R];
+        const ig_block_q8_K *b[KQ_MAX_T];
+        uint8_t sm[KQ_MAX_R][16];
+        __m128i mins[KQ_MAX_R], pairs[KQ_MAX_T];
+        __m256i scales[KQ_MAX_R];
+        for (int r = 0; r < R; r++) {
+            a[r] = (const ig_block_q4_K *)(w + r * ws) + i;
+            q4_k_scales(a[r]->scales, sm[r]);
+            __m128i both = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sm[r]));
+            scales[r] = _mm256_broadcastsi128_si256(both);
+            mins[r] = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm[r] + 8)));
+        }
+        for (int t = 0; t < T; t++) {
+            b[t] = (const ig_block_q8_K *)(x + t * xs) + i;
+            __m256i bs = _mm256_loadu_si256((const __m256i *)b[t]->bsums);
+            pairs[t] = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+        }
+        __m256i acc[KQ_MAX_R][KQ_MAX_T];
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < T; t++)
+                acc[r][t] = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            __m256i lo[KQ_MAX_R], hi[KQ_MAX_R], sclo[KQ_MAX_R], schi[KQ_MAX_R];
+            for (int r = 0; r < R; r++) {
+                __m256i q4 = _mm256_loadu_si256((const __m256i *)(a[r]->qs + 32 * j));
+                lo[r] = _mm256_and_si256(q4, low4);
+                hi[r] = _mm256_and_si256(_mm256_srli_epi16(q4, 4), low4);
+                sclo[r] = _mm256_shuffle_epi8(scales[r], lane16_same(2 * j));
+                schi[r] = _mm256_shuffle_epi8(scales[r], lane16_same(2 * j + 1));
+            }
+            for (int t = 0; t < T; t++) {
+                __m256i y0 = _mm256_loadu_si256((const __m256i *)(b[t]->qs + 64 * j));
+                __m256i y1 = _mm256_loadu_si256((const __m256i *)(b[t]->qs + 64 * j + 32));
+                for (int r = 0; r < R; r++) {
+                    __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[r], y0), sclo[r]);
+                    __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[r], y1), schi[r]);
+                    acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_add_epi32(p0, p1));
+                }
+            }
+        }
+        for (int r = 0; r < R; r++) {
+            float d = fp16(a[r]->d), dmin = fp16(a[r]->dmin);
+            for (int t = 0; t < T; t++) {
+                __m128i mp = _mm_madd_epi16(pairs[t], mins[r]);
+                mp = _mm_add_epi32(mp, _mm_shuffle_epi32(mp, _MM_SHUFFLE(1, 0, 3, 2)));
+                mp = _mm_add_epi32(mp, _mm_shuffle_epi32(mp, _MM_SHUFFLE(2, 3, 0, 1)));
+                int msum = _mm_cvtsi128_si32(mp);
+                int isum = hsum_epi32(acc[r][t]);
+                float dx = b[t]->d;
+                sum[r][t] += d * dx * (float)isum - dmin * dx * (float)msum;
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            y[t * ldy + r] = sum[r][t];
+}
+
+static inline __attribute__((always_inline)) void
+q6_k_tile(const int R, const int T, int64_t nb, float *y, int64_t ldy, const uint8_t *w,
+          size_t ws, const uint8_t *x, size_t xs)
+{
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    const __m256i m2 = _mm256_set1_epi8(0x03);
+    float sum[KQ_MAX_R][KQ_MAX_T] = {{0}};
+    for (int64_t i = 0; i < nb; i++) {
+        const ig_block_q6_K *a[KQ_MAX_R];
+        const ig_block_q8_K *b[KQ_MAX_T];
+        __m256i sc16[KQ_MAX_R], acc[KQ_MAX_R][KQ_MAX_T];
+        int offset[KQ_MAX_R][KQ_MAX_T];
+        for (int r = 0; r < R; r++) {
+            a[r] = (const ig_block_q6_K *)(w + r * ws) + i;
+            sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[r]->scales));
+        }
+        for (int t = 0; t < T; t++) {
+            b[t] = (const ig_block_q8_K *)(x + t * xs) + i;
+            __m256i bs = _mm256_loadu_si256((const __m256i *)b[t]->bsums);
+            /* The -32 offset of every value: 32 * sum_g sc_g * bsum_g. */
+            for (int r = 0; r < R; r++) {
+                offset[r][t] = 32 * hsum_epi32(_mm256_madd_epi16(sc16[r], bs));
+                acc[r][t] = _mm256_setzero_si256();
+            }
+        }
+        for (int h = 0; h < 2; h++) {
+            __m256i v[KQ_MAX_R][4];
+            for (int r = 0; r < R; r++) {
+                const uint8_t *ql = a[r]->ql + 64 * h, *qh = a[r]->qh + 32 * h;
+                __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+                __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+                __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+                v[r][0] = _mm256_or_si256(_mm256_and_si256(l0, low4),
+                                          _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+                v[r][1] = _mm256_or_si256(
+                    _mm256_and_si256(l1, low4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+                v[r][2] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+                v[r][3] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+            }
+            __m256i half_sc[KQ_MAX_R];
+            for (int r = 0; r < R; r++)
+                half_sc[r] = h ? _mm256_permute2x128_si256(sc16[r], sc16[r], 0x11)
+                               : _mm256_permute2x128_si256(sc16[r], sc16[r], 0x00);
+            for (int k = 0; k < 4; k++) {
+                __m256i scv[KQ_MAX_R];
+                for (int r = 0; r < R; r++)
+                    scv[r] = _mm256_shuffle_epi8(half_sc[r], lane16_pair(k));
+                for (int t = 0; t < T; t++) {
+                    __m256i yv =
+                        _mm256_loadu_si256((const __m256i *)(b[t]->qs + 128 * h + 32 * k));
+                    for (int r = 0; r < R; r++) {
+                        __m256i p = _mm256_maddubs_epi16(v[r][k], yv);
+                        acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(p, scv[r]));
+                    }
+                }
+            }
+        }
+        for (int r = 0; r < R; r++) {
+            float d = fp16(a[r]->d);
+            for (int t = 0; t < T; t++) {
+                int isum = hsum_epi32(acc[r][t]) - offset[r][t];
+                sum[r][t] += d * b[t]->d * (float)isum;
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            y[t * ldy + r] = sum[r][t];
+}
+
+#define KQ_TILE_FN(name, body, R, T)                                                       \
+    static void name(int64_t nb, float *y, int64_t ldy, const uint8_t *w, size_t ws,       \
+                     const uint8_t *x, size_t xs)                                          \
+    {                                                                                      \
+        body(R, T, nb, y, ldy, w, ws, x, xs);                                              \
+    }
+KQ_TILE_FN(q4_k_tile_1x1, q4_k_tile, 1, 1)
+KQ_TILE_FN(q4_k_tile_2x1, q4_k_tile, 2, 1)
+KQ_TILE_FN(q4_k_tile_1x2, q4_k_tile, 1, 2)
+KQ_TILE_FN(q4_k_tile_2x2, q4_k_tile, 2, 2)
+KQ_TILE_FN(q6_k_tile_1x1, q6_k_tile, 1, 1)
+KQ_TILE_FN(q6_k_tile_2x1, q6_k_tile, 2, 1)
+KQ_TILE_FN(q6_k_tile_1x2, q6_k_tile, 1, 2)
+KQ_TILE_FN(q6_k_tile_2x2, q6_k_tile, 2, 2)
+
+static const tile_set Q4_K_TILES = {q4_k_tile_1x1, q4_k_tile_2x1, q4_k_tile_1x2, q4_k_tile_2x2,
+                                    2, 2, 2};
+static const tile_set Q6_K_TILES = {q6_k_tile_1x1, q6_k_tile_2x1, q6_k_tile_1x2, q6_k_tile_2x2,
+                                    2, 2, 2};
+
 static void q4_k_vec_dot(int64_t n, float *s, const void *w, const void *x)
 {
-    const ig_block_q4_K *a = w;
-    const ig_block_q8_K *b = x;
-    const __m256i low4 = _mm256_set1_epi8(0x0f);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / IG_QK_K; i++) {
-        uint8_t sm[16];
-        q4_k_scales(a[i].scales, sm);
-        /* mins: sum_j m_j * (bsums[2j] + bsums[2j+1]) */
-        __m256i bs = _mm256_loadu_si256((const __m256i *)b[i].bsums);
-        __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-        __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
-        __m128i mprod = _mm_madd_epi16(pairs, mins);
-        mprod = _mm_add_epi32(mprod, _mm_shuffle_epi32(mprod, _MM_SHUFFLE(1, 0, 3, 2)));
-        mprod = _mm_add_epi32(mprod, _mm_shuffle_epi32(mprod, _MM_SHUFFLE(2, 3, 0, 1)));
-        int msum = _mm_cvtsi128_si32(mprod);
-
-        __m256i acc = _mm256_setzero_si256();
-        const uint8_t *q = a[i].qs;
-        const int8_t *y = b[i].qs;
-        for (int j = 0; j < 4; j++) {
-            __m256i q4 = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
-            __m256i lo = _mm256_and_si256(q4, low4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), low4);
-            __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y + 64 * j)));
-            __m256i p_hi =
-                _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 64 * j + 32)));
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p_lo, _mm256_set1_epi16(sm[2 * j])));
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p_hi, _mm256_set1_epi16(sm[2 * j + 1])));
-        }
-        int isum = hsum_epi32(acc);
-        float dx = b[i].d;
-        sum += fp16(a[i].d) * dx * (float)isum - fp16(a[i].dmin) * dx * (float)msum;
-    }
-    *s = sum;
+    q4_k_tile_1x1(n / IG_QK_K, s, 1, w, 0, x, 0);
 }
 
 static void q6_k_vec_dot(int64_t n, float *s, const void *w, const void *x)
 {
-    const ig_block_q6_K *a = w;
-    const ig_block_q8_K *b = x;
-    const __m256i low4 = _mm256_set1_epi8(0x0f);
-    const __m256i m2 = _mm256_set1_epi8(0x03);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / IG_QK_K; i++) {
-        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[i].scales));
-        /* The -32 offset of every value: 32 * sum_g sc_g * bsum_g. */
-        __m256i bs = _mm256_loadu_si256((const __m256i *)b[i].bsums);
-        int offset = 32 * hsum_epi32(_mm256_madd_epi16(sc16, bs));
+    q6_k_tile_1x1(n / IG_QK_K, s, 1, w, 0, x, 0);
+}
 
-        __m256i acc = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = a[i].ql + 64 * h, *qh = a[i].qh + 32 * h;
-            const int8_t *y = b[i].qs + 128 * h;
-            const int8_t *sc = a[i].scales + 8 * h;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
-            __m256i v[4];
-            v[0] = _mm256_or_si256(_mm256_and_si256(l0, low4),
-                                   _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
-            v[1] = _mm256_or_si256(_mm256_and_si256(l1, low4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
-            v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
-            v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
-            for (int k = 0; k < 4; k++) {
-                __m256i p = _mm256_maddubs_epi16(v[k], _mm256_loadu_si256((const __m256i *)(y + 32 * k)));
-                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, scv));
-            }
-        }
-        int isum = hsum_epi32(acc) - offset;
-        sum += fp16(a[i].d) * b[i].d * (float)isum;
-    }
-    *s = sum;
+static void q4_k_gemm(int64_t n, float *y, int64_t ldy, const void *w, size_t ws, int64_t nr,
+                      const void *x, size_t xs, int64_t nt)
+{
+    tiles_gemm(&Q4_K_TILES, n / IG_QK_K, y, ldy, w, ws, nr, x, xs, nt);
+}
+
+static void q6_k_gemm(int64_t n, float *y, int64_t ldy, const void *w, size_t ws, int64_t nr,
+                      const void *x, size_t xs, int64_t nt)
+{
+    tiles_gemm(&Q6_K_TILES, n / IG_QK_K, y, ldy, w, ws, nr, x, xs, nt);
 }
 
 static void q4_k_to_float(const void *x, float *y, int64_t n)
@@ -453,6 +661,10 @@ void ig_kernels_fill_avx2(ig_kernels *k)
     k->vec_dot[IG_TYPE_BF16] = bf16_vec_dot;
     k->vec_dot[IG_TYPE_Q8_0] = q8_0_vec_dot;
     k->vec_dot[IG_TYPE_Q4_0] = q4_0_vec_dot;
+    k->gemm[IG_TYPE_Q8_0] = q8_0_gemm;
+    k->gemm[IG_TYPE_Q4_0] = q4_0_gemm;
+    k->gemm[IG_TYPE_Q4_K] = q4_k_gemm;
+    k->gemm[IG_TYPE_Q6_K] = q6_k_gemm;
     k->vec_dot[IG_TYPE_Q4_K] = q4_k_vec_dot;
     k->vec_dot[IG_TYPE_Q6_K] = q6_k_vec_dot;
 
