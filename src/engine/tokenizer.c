@@ -415,8 +415,6 @@ typedef struct {
 
 /* Stage 1: the first slot of each probe sequence whose tag agrees (slots prefetched in
  * stage 0), and a prefetch of the pieces stage 2 compares. */
-static inline uint64_t merge_key(int32_t left, int32_t right);
-
 static void merge_probe(const ig_tokenizer *t, merge_job *j)
 {
     for (int k = 0; k < 3; k++) {
@@ -1278,7 +1276,7 @@ int64_t ig_tokenize(const ig_tokenizer *t, const char *text, size_t len, bool ad
         return -1;
     }
     int64_t n = (int64_t)v.n;
-    if (out && cap > 0)
+    if (out && cap > 0 && n > 0)
         memcpy(out, v.ids, (size_t)(n < cap ? n : cap) * sizeof *out);
     free(v.ids);
     return n;
