@@ -56,6 +56,15 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* CPU time of this thread: a loaded machine (CI runs tests in parallel) stretches
+ * wall time but not this. */
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 static char *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -644,10 +653,10 @@ static void test_100kb_inputs_tokenize_in_reasonable_time(void)
             continue;
         for (int which = 0; which < 2; which++) {
             const char *text = which ? prose : word;
-            double t0 = now_ms();
+            double t0 = cpu_ms();
             int64_t n;
             int32_t *ids = tokenize(v.t, text, len, false, false, &n);
-            double ms = now_ms() - t0;
+            double ms = cpu_ms() - t0;
             printf("  %s: 100 KB of %s -> %lld tokens in %.1f ms\n", names[k],
                    which ? "Shakespeare" : "one word", (long long)n, ms);
             IG_CHECK(ms < limit, "%s took %.0f ms", names[k], ms);
@@ -915,11 +924,13 @@ static int load_time(void)
     IG_CHECK(g != NULL, "%s", err.msg);
     if (!g)
         return 1;
-    double best = 1e9;
+    double best = 1e9, best_wall = 1e9;
     for (int i = 0; i < 3; i++) {
-        double t0 = now_ms();
+        double t0 = cpu_ms(), w0 = now_ms();
         ig_tokenizer *t = ig_tokenizer_new(g, &err);
-        double ms = now_ms() - t0;
+        double ms = cpu_ms() - t0, wall = now_ms() - w0;
+        if (wall < best_wall)
+            best_wall = wall;
         IG_CHECK(t != NULL, "%s", err.msg);
         ig_tokenizer_free(t);
         if (ms < best)
@@ -927,8 +938,8 @@ static int load_time(void)
     }
     ig_gguf_free(g);
     double limit = IG_SANITIZED ? 2000 : 200;
-    printf("Llama 3 tokenizer (128256 tokens, 280147 merges) built in %.1f ms (best of 3, limit %.0f)\n",
-           best, limit);
+    printf("Llama 3 tokenizer (128256 tokens, 280147 merges) built in %.1f ms of CPU, %.1f ms wall "
+           "(best of 3, limit %.0f)\n", best, best_wall, limit);
     IG_CHECK(best < limit, "%.1f ms", best);
     return ig_check_test_failures ? 1 : 0;
 }
