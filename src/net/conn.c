@@ -269,6 +269,24 @@ static void fail_reason(ig_net_conn *c, ig_code code, const char *reason)
     event_add(c->fail_ev, &tv);
 }
 
+void ig_net_conn_shutdown(ig_net_conn *c, const char *reason)
+{
+    if (c->closed || c->failing || c->pending_close)
+        return;
+    c->pending_reason.code = IG_OK;
+    snprintf(c->pending_reason.msg, sizeof c->pending_reason.msg, "%s", reason);
+    if (!c->bev || ig_net_conn_pending_output(c) == 0) {
+        c->depth++;
+        close_now(c, IG_OK, reason, true);
+        leave(c);
+        return;
+    }
+    c->failing = true;
+    bufferevent_disable(c->bev, EV_READ);
+    struct timeval tv = {FAIL_FLUSH_MS / 1000, (FAIL_FLUSH_MS % 1000) * 1000};
+    event_add(c->fail_ev, &tv);
+}
+
 void ig_net_conn_fail(ig_net_conn *c, ig_code code, const char *fmt, ...)
 {
     char reason[512];

@@ -349,6 +349,9 @@ void ig_net_conn_close(ig_net_conn *c, ig_code code, const char *fmt, ...)
  * (or after 1 s); on_close gets code/message. */
 void ig_net_conn_fail(ig_net_conn *c, ig_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Stops reading and closes once everything queued is written (or after 1 s);
+ * on_close then gets IG_OK and the reason. For graceful goodbyes (after handbacks). */
+void ig_net_conn_shutdown(ig_net_conn *c, const char *reason);
 /* Frees the object (closing it first, without calling on_close again). Safe inside
  * any callback of this connection: the free then happens when the callback returns. */
 void ig_net_conn_free(ig_net_conn *c);

@@ -1,0 +1,537 @@
+/*
+ * job.c — running jobs on a node.
+ *
+ * Engine jobs: each slot has one worker thread and one ig_ctx. The link thread
+ * hands a job over (slot.job, has_job) and the worker tokenizes the prompt, runs
+ * ig_generate, and pushes every event into slot.queue (bounded: the worker waits when
+ * NODE_QUEUE_MAX tokens are unsent), then records the finish. After each push it
+ * activates slot.wake_ev (event_active is thread-safe with evthread pthreads), and
+ * the link thread sends everything queued since its last wake as one `tokens` frame:
+ * one token per frame when the link keeps up, several when it is behind.
+ *
+ * Synthetic jobs (load tests): no worker; a per-slot timer on the link thread emits
+ * one deterministic token per 1/rate seconds.
+ */
+#include "node_internal.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- UTF-8 clean-up for alternative tokens' bytes ---- */
+
+/* Copies src into dst (cap ≥ 3*len+1) replacing every byte that does not start a valid
+ * UTF-8 sequence with U+FFFD. Returns the bytes written. */
+static size_t utf8_sanitize(const char *src, size_t len, char *dst)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    size_t o = 0, i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) {
+            dst[o++] = (char)c;
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            goto bad;
+        }
+        if (i + n >= len)
+            goto bad;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                goto bad;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            goto bad;
+        memcpy(dst + o, s + i, n + 1);
+        o += n + 1;
+        i += n + 1;
+        continue;
+    bad:
+        dst[o++] = (char)0xEF;
+        dst[o++] = (char)0xBF;
+        dst[o++] = (char)0xBD;
+        i++;
+    }
+    dst[o] = '\0';
+    return o;
+}
+
+static void out_token_free(out_token *t) { free(t->buf); }
+
+/* ---- the worker ---- */
+
+typedef struct {
+    slot *s;
+    int64_t first_ms;
+    int64_t deadline_ms; /* absolute, 0 = none */
+    int32_t generated;
+    bool deadline_hit;
+} gen_state;
+
+static bool on_event(void *user, const ig_gen_event *ev)
+{
+    gen_state *g = user;
+    slot *s = g->s;
+    ig_node *n = s->node;
+    const ig_tokenizer *tok = ig_model_tokenizer(n->model);
+    int64_t now = ig_net_now_ms();
+    if (g->generated == 0)
+        g->first_ms = now;
+    g->generated++;
+
+    /* One buffer for the token's text and its alternatives' texts (sanitized). */
+    char bytes[256];
+    size_t need = 3 * ev->text_len + 1;
+    for (int32_t k = 0; k < ev->n_top; k++) {
+        size_t nb = ig_token_bytes(tok, ev->top[k].id, bytes, sizeof bytes);
+        need += 3 * (nb < sizeof bytes ? nb : sizeof bytes) + 1;
+    }
+    out_token t;
+    memset(&t, 0, sizeof t);
+    t.buf = malloc(need);
+    if (t.buf) {
+        size_t off = 0;
+        t.tok.id = ev->token;
+        t.tok.logprob = ev->logprob;
+        t.tok.text = t.buf;
+        t.tok.text_len = utf8_sanitize(ev->text ? ev->text : "", ev->text ? ev->text_len : 0, t.buf);
+        off = t.tok.text_len + 1;
+        t.tok.n_top = ev->n_top < IG_MAX_TOP_LOGPROBS ? ev->n_top : IG_MAX_TOP_LOGPROBS;
+        for (int32_t k = 0; k < t.tok.n_top; k++) {
+            size_t nb = ig_token_bytes(tok, ev->top[k].id, bytes, sizeof bytes);
+            if (nb > sizeof bytes)
+                nb = sizeof bytes;
+            ig_net_top_token *tt = &t.tok.top[k];
+            tt->id = ev->top[k].id;
+            tt->logprob = ev->top[k].logprob;
+            tt->text = t.buf + off;
+            tt->text_len = utf8_sanitize(bytes, nb, t.buf + off);
+            off += tt->text_len + 1;
+        }
+    }
+
+    pthread_mutex_lock(&s->mu);
+    while (s->queue_len >= NODE_QUEUE_MAX && !atomic_load(&s->cancel) && !s->quit)
+        pthread_cond_wait(&s->cv, &s->mu);
+    bool keep = !atomic_load(&s->cancel) && !s->quit;
+    if (keep && t.buf)
+        s->queue[s->queue_len++] = t;
+    else
+        out_token_free(&t);
+    pthread_mutex_unlock(&s->mu);
+    event_active(s->wake_ev, EV_READ, 0);
+    if (g->deadline_ms && now > g->deadline_ms) {
+        g->deadline_hit = true;
+        return false;
+    }
+    return keep && t.buf != NULL;
+}
+
+static void run_job(slot *s, ig_msg_job *j)
+{
+    ig_node *n = s->node;
+    ig_err err;
+    ig_err_clear(&err);
+    int64_t t0 = ig_net_now_ms();
+    int32_t cap = n->n_ctx;
+    int32_t *prompt = malloc(sizeof(int32_t) * (size_t)cap);
+    ig_code rc = IG_OK;
+    int64_t n_prompt = -1;
+    ig_finish finish = IG_FINISH_NONE;
+    gen_state g = {s, 0, j->deadline_ms > 0 ? t0 + j->deadline_ms : 0, 0, false};
+    if (!prompt) {
+        rc = ig_err_set(&err, IG_ERR_NOMEM, "out of memory for the prompt");
+        goto out;
+    }
+    if (j->kind == IG_JOB_CHAT) {
+        n_prompt = ig_chat_tokenize(n->model, j->messages, j->n_messages, true, prompt, cap, &err);
+    } else {
+        const ig_tokenizer *tok = ig_model_tokenizer(n->model);
+        n_prompt = ig_tokenize(tok, j->prompt, j->prompt_len, ig_tokenizer_adds_bos(tok), false,
+                               prompt, cap, &err);
+    }
+    if (n_prompt < 0) {
+        rc = err.code ? err.code : IG_ERR_INVALID;
+        ig_err_wrap(&err, "tokenizing the prompt");
+        goto out;
+    }
+    if (n_prompt + j->n_resume >= cap) {
+        rc = ig_err_set(&err, IG_ERR_RANGE,
+                        "prompt of %lld tokens (+%d resumed) does not fit the context of %d",
+                        (long long)n_prompt, j->n_resume, cap);
+        goto out;
+    }
+    ig_gen_params p = j->params;
+    if (!j->logprobs)
+        p.top_logprobs = 0;
+    rc = ig_generate(s->ctx, prompt, (int32_t)n_prompt, j->resume, j->n_resume, &p, on_event, &g,
+                     &finish, &err);
+    if (rc == IG_OK && g.deadline_hit)
+        rc = ig_err_set(&err, IG_ERR_TIMEOUT, "deadline of %lld ms passed", (long long)j->deadline_ms);
+out:;
+    int64_t t1 = ig_net_now_ms();
+    free(prompt);
+    pthread_mutex_lock(&s->mu);
+    s->finished = true;
+    s->job_rc = rc;
+    snprintf(s->job_error, sizeof s->job_error, "%s", err.msg);
+    s->finish = finish;
+    s->prompt_tokens = n_prompt > 0 ? (int32_t)n_prompt : 0;
+    s->completion_tokens = j->n_resume + g.generated;
+    s->prefill_ms = (double)((g.generated ? g.first_ms : t1) - t0);
+    s->decode_ms = g.generated ? (double)(t1 - g.first_ms) : 0;
+    pthread_mutex_unlock(&s->mu);
+    event_active(s->wake_ev, EV_READ, 0);
+}
+
+static void *worker_main(void *arg)
+{
+    slot *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->has_job && !s->quit)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (s->quit)
+            break;
+        s->has_job = false;
+        ig_msg_job *j = &s->job.job; /* stays put until finished is seen by the link thread */
+        pthread_mutex_unlock(&s->mu);
+        run_job(s, j);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- link thread: deliver what the worker produced ---- */
+
+static void send_items(slot *s, out_token *items, int n_items)
+{
+    for (int off = 0; off < n_items; off += NODE_FRAME_ITEMS) {
+        int k = n_items - off < NODE_FRAME_ITEMS ? n_items - off : NODE_FRAME_ITEMS;
+        ig_net_token toks[NODE_FRAME_ITEMS];
+        for (int i = 0; i < k; i++)
+            toks[i] = items[off + i].tok;
+        ig_msg m;
+        ig_msg_init(&m, IG_MSG_TOKENS);
+        m.tokens.job_id = s->job_id;
+        m.tokens.index = s->next_index;
+        m.tokens.items = toks;
+        m.tokens.n_items = k;
+        node_slot_send(s, &m);
+        s->next_index += k;
+    }
+}
+
+static void finish_job(slot *s, ig_code rc, const char *error, ig_finish finish, int32_t prompt_tokens,
+                       int32_t completion_tokens, double prefill_ms, double decode_ms)
+{
+    bool wanted = node_slot_can_send(s);
+    json_t *f = json_object();
+    json_object_set_new(f, "job_id", json_string(s->job_id));
+    json_object_set_new(f, "node", json_string(s->link->name));
+    json_object_set_new(f, "slot", json_integer(s->index));
+    if (!wanted) {
+        json_object_set_new(f, "outcome", json_string("dropped"));
+    } else if (rc == IG_OK && finish != IG_FINISH_CANCELLED && finish != IG_FINISH_NONE) {
+        ig_msg m;
+        ig_msg_init(&m, IG_MSG_DONE);
+        m.done.job_id = s->job_id;
+        m.done.finish = finish;
+        m.done.prompt_tokens = prompt_tokens;
+        m.done.completion_tokens = completion_tokens;
+        m.done.prefill_ms = prefill_ms;
+        m.done.decode_ms = decode_ms;
+        node_slot_send(s, &m);
+        json_object_set_new(f, "outcome", json_string(ig_finish_name(finish)));
+    } else {
+        ig_msg m;
+        ig_msg_init(&m, IG_MSG_JOB_ERROR);
+        m.job_error.job_id = s->job_id;
+        m.job_error.reason = rc != IG_OK ? error : "generation ended without a finish reason";
+        node_slot_send(s, &m);
+        json_object_set_new(f, "outcome", json_string("error"));
+        json_t *e = json_string(m.job_error.reason);
+        json_object_set_new(f, "error", e ? e : json_string("?"));
+    }
+    json_object_set_new(f, "prompt_tokens", json_integer(prompt_tokens));
+    json_object_set_new(f, "completion_tokens", json_integer(completion_tokens));
+    json_object_set_new(f, "prefill_ms", json_real(prefill_ms));
+    json_object_set_new(f, "decode_ms", json_real(decode_ms));
+    ig_net_log(s->node->cfg.synthetic ? IG_LOG_DEBUG : IG_LOG_INFO, "job_end", f);
+    s->busy = false;
+    s->discard = false;
+    node_slot_freed(s);
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    slot *s = arg;
+    if (!s->busy)
+        return;
+    pthread_mutex_lock(&s->mu);
+    /* Swap the worker's queue with the empty spare, so the worker never waits on
+     * the network while these items are framed and sent. */
+    out_token *items = s->queue;
+    int n_items = s->queue_len;
+    bool finished = s->finished;
+    s->queue = s->spare;
+    s->spare = items;
+    s->queue_len = 0;
+    ig_code rc = s->job_rc;
+    char error[512];
+    snprintf(error, sizeof error, "%s", s->job_error);
+    ig_finish finish = s->finish;
+    int32_t pt = s->prompt_tokens, ct = s->completion_tokens;
+    double pre = s->prefill_ms, dec = s->decode_ms;
+    if (finished)
+        s->finished = false;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+
+    if (n_items && node_slot_can_send(s))
+        send_items(s, items, n_items);
+    for (int i = 0; i < n_items; i++)
+        out_token_free(&items[i]);
+    if (finished) {
+        finish_job(s, rc, error, finish, pt, ct, pre, dec);
+        pthread_mutex_lock(&s->mu);
+        ig_msg_deinit(&s->job);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+/* ---- synthetic jobs ---- */
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static const char *const WORDS[] = {" the", " grid", " car", " idle", " token", " night",
+                                    " charge", " road", " quiet", " light", " and", " of"};
+
+static void synth_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    slot *s = arg;
+    if (!s->busy)
+        return;
+    int64_t now = ig_net_now_ms();
+    if (s->synth_pos == s->next_index && s->synth_first_ms == 0)
+        s->synth_first_ms = now;
+    if (s->synth_pos < s->synth_max && node_slot_can_send(s)) {
+        uint64_t h = mix64(s->synth_seed ^ mix64((uint64_t)s->synth_pos));
+        ig_net_token t;
+        memset(&t, 0, sizeof t);
+        t.id = (int32_t)(h % 1000) + 3;
+        const char *w = WORDS[(h >> 20) % (sizeof WORDS / sizeof WORDS[0])];
+        t.text = w;
+        t.text_len = strlen(w);
+        t.logprob = -(float)((h >> 40) % 1000) / 500.0f;
+        ig_msg m;
+        ig_msg_init(&m, IG_MSG_TOKENS);
+        m.tokens.job_id = s->job_id;
+        m.tokens.index = s->synth_pos;
+        m.tokens.items = &t;
+        m.tokens.n_items = 1;
+        node_slot_send(s, &m);
+        s->synth_pos++;
+        s->next_index = s->synth_pos;
+    }
+    if (s->synth_pos >= s->synth_max || !node_slot_can_send(s)) {
+        event_del(s->synth_ev);
+        double elapsed = (double)(now - s->started_ms);
+        finish_job(s, IG_OK, "", IG_FINISH_LENGTH, s->synth_prompt_tokens, s->synth_max, 0, elapsed);
+        ig_msg_deinit(&s->job);
+    }
+}
+
+/* ---- slots ---- */
+
+ig_code node_slot_init(ig_node *n, node_link *l, slot *s, int index, ig_err *err)
+{
+    memset(s, 0, sizeof *s);
+    s->node = n;
+    s->link = l;
+    s->index = index;
+    atomic_init(&s->cancel, false);
+    if (n->cfg.synthetic) {
+        s->synth_ev = event_new(n->base, -1, EV_PERSIST, synth_tick, s);
+        if (!s->synth_ev)
+            return ig_err_set(err, IG_ERR_NOMEM, "out of memory (timer)");
+        return IG_OK;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->queue = malloc(sizeof(out_token) * NODE_QUEUE_MAX);
+    s->spare = malloc(sizeof(out_token) * NODE_QUEUE_MAX);
+    s->wake_ev = event_new(n->base, -1, 0, wake_cb, s);
+    if (!s->queue || !s->spare || !s->wake_ev)
+        return ig_err_set(err, IG_ERR_NOMEM, "out of memory (slot %d)", index);
+    ig_ctx_params cp = ig_ctx_default_params();
+    cp.n_ctx = n->n_ctx;
+    cp.n_threads = n->threads;
+    s->ctx = ig_ctx_new(n->model, &cp, err);
+    if (!s->ctx)
+        return ig_err_wrap(err, "slot %d context", index);
+    if (pthread_create(&s->thread, NULL, worker_main, s) != 0)
+        return ig_err_set(err, IG_ERR_INTERNAL, "cannot start the worker of slot %d", index);
+    s->thread_started = true;
+    return IG_OK;
+}
+
+void node_slot_deinit(slot *s)
+{
+    if (s->node && s->node->cfg.synthetic) {
+        if (s->synth_ev)
+            event_free(s->synth_ev);
+        ig_msg_deinit(&s->job);
+        return;
+    }
+    if (s->thread_started) {
+        pthread_mutex_lock(&s->mu);
+        s->quit = true;
+        atomic_store(&s->cancel, true);
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
+    }
+    if (s->queue) {
+        for (int i = 0; i < s->queue_len; i++)
+            out_token_free(&s->queue[i]);
+        free(s->queue);
+    }
+    free(s->spare);
+    if (s->wake_ev)
+        event_free(s->wake_ev);
+    ig_ctx_free(s->ctx);
+    ig_msg_deinit(&s->job);
+    if (s->node) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+    }
+}
+
+void node_job_start(slot *s, ig_msg *job)
+{
+    ig_node *n = s->node;
+    s->busy = true;
+    s->discard = false;
+    s->epoch = s->link->epoch;
+    s->next_index = job->job.n_resume;
+    s->started_ms = ig_net_now_ms();
+    snprintf(s->job_id, sizeof s->job_id, "%s", job->job.job_id);
+    if (n->cfg.synthetic) {
+        s->job = *job;
+        memset(job, 0, sizeof *job);
+        s->synth_pos = s->job.job.n_resume;
+        s->synth_max = s->job.job.params.max_tokens;
+        s->synth_seed = s->job.job.params.sampler.seed;
+        s->synth_first_ms = 0;
+        size_t chars = s->job.job.prompt_len;
+        for (int32_t i = 0; i < s->job.job.n_messages; i++)
+            chars += strlen(s->job.job.messages[i].content) + 8;
+        s->synth_prompt_tokens = (int32_t)(chars / 4 + 1);
+        double rate = n->cfg.rate > 0 ? n->cfg.rate : 50;
+        int64_t us = (int64_t)(1e6 / rate);
+        if (us < 1)
+            us = 1;
+        struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+        event_add(s->synth_ev, &tv);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->job = *job;
+    memset(job, 0, sizeof *job);
+    s->has_job = true;
+    s->finished = false;
+    atomic_store(&s->cancel, false);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void node_job_cancel(slot *s)
+{
+    if (!s->busy)
+        return;
+    s->discard = true;
+    if (s->node->cfg.synthetic) {
+        /* the next tick sees discard and ends the job without sending */
+        event_active(s->synth_ev, EV_TIMEOUT, 0);
+        return;
+    }
+    atomic_store(&s->cancel, true);
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- start-up speed measurement ---- */
+
+typedef struct {
+    int64_t first_ms, last_ms;
+    int32_t n;
+} speed_state;
+
+static bool speed_event(void *user, const ig_gen_event *ev)
+{
+    (void)ev;
+    speed_state *st = user;
+    int64_t now = ig_net_now_ms();
+    if (st->n == 0)
+        st->first_ms = now;
+    st->last_ms = now;
+    st->n++;
+    return true;
+}
+
+double node_measure_speed(ig_node *n, ig_err *err)
+{
+    slot *s = &n->links[0].slots[0];
+    const ig_tokenizer *tok = ig_model_tokenizer(n->model);
+    int32_t prompt[64];
+    const char *text = "The quick brown fox jumps over the lazy dog.";
+    int64_t np = ig_tokenize(tok, text, strlen(text), ig_tokenizer_adds_bos(tok), false, prompt, 64, err);
+    if (np < 1 || np > 64) {
+        prompt[0] = ig_tokenizer_bos(tok) >= 0 ? ig_tokenizer_bos(tok) : 0;
+        np = 1;
+    }
+    ig_gen_params p = ig_gen_default_params();
+    p.max_tokens = n->cfg.measure_tokens > 0 ? n->cfg.measure_tokens : 16;
+    if (p.max_tokens + np >= n->n_ctx)
+        p.max_tokens = (int32_t)(n->n_ctx - np - 1);
+    p.sampler.temperature = 0;
+    p.ignore_eos = true;
+    speed_state st = {0, 0, 0};
+    ig_finish finish;
+    int64_t t0 = ig_net_now_ms();
+    if (ig_generate(s->ctx, prompt, (int32_t)np, NULL, 0, &p, speed_event, &st, &finish, err) != IG_OK)
+        return -1;
+    /* Decode speed: tokens after the first over the time they took (prefill excluded). */
+    if (st.n >= 2 && st.last_ms > st.first_ms)
+        return (double)(st.n - 1) * 1000.0 / (double)(st.last_ms - st.first_ms);
+    int64_t total = ig_net_now_ms() - t0;
+    return total > 0 ? (double)st.n * 1000.0 / (double)total : (double)st.n * 1000.0;
+}
