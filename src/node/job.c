@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- UTF-8 clean-up for alternative tokens' bytes ---- */
 
@@ -491,18 +492,25 @@ void node_job_cancel(slot *s)
 /* ---- start-up speed measurement ---- */
 
 typedef struct {
-    int64_t first_ms, last_ms;
+    double first_us, last_us;
     int32_t n;
 } speed_state;
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
 
 static bool speed_event(void *user, const ig_gen_event *ev)
 {
     (void)ev;
     speed_state *st = user;
-    int64_t now = ig_net_now_ms();
+    double now = now_us();
     if (st->n == 0)
-        st->first_ms = now;
-    st->last_ms = now;
+        st->first_us = now;
+    st->last_us = now;
     st->n++;
     return true;
 }
@@ -522,16 +530,18 @@ double node_measure_speed(ig_node *n, ig_err *err)
     p.max_tokens = n->cfg.measure_tokens > 0 ? n->cfg.measure_tokens : 16;
     if (p.max_tokens + np >= n->n_ctx)
         p.max_tokens = (int32_t)(n->n_ctx - np - 1);
+    if (p.max_tokens < 2)
+        p.max_tokens = 2;
     p.sampler.temperature = 0;
     p.ignore_eos = true;
     speed_state st = {0, 0, 0};
     ig_finish finish;
-    int64_t t0 = ig_net_now_ms();
+    double t0 = now_us();
     if (ig_generate(s->ctx, prompt, (int32_t)np, NULL, 0, &p, speed_event, &st, &finish, err) != IG_OK)
         return -1;
     /* Decode speed: tokens after the first over the time they took (prefill excluded). */
-    if (st.n >= 2 && st.last_ms > st.first_ms)
-        return (double)(st.n - 1) * 1000.0 / (double)(st.last_ms - st.first_ms);
-    int64_t total = ig_net_now_ms() - t0;
-    return total > 0 ? (double)st.n * 1000.0 / (double)total : (double)st.n * 1000.0;
+    if (st.n >= 2 && st.last_us > st.first_us)
+        return (double)(st.n - 1) * 1e6 / (st.last_us - st.first_us);
+    double total = now_us() - t0;
+    return total > 0 ? (double)st.n * 1e6 / total : 0;
 }
