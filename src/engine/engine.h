@@ -436,6 +436,21 @@ ig_code ig_generate(ig_ctx *c, const int32_t *prompt, int32_t n_prompt, const in
                     int32_t n_resume, const ig_gen_params *p, ig_gen_callback cb, void *user,
                     ig_finish *finish, ig_err *err);
 
+/* ------------------------------------------------------------------------- */
+/* Benchmark support: the memory-bandwidth roofline of decoding.               */
+
+/* The machine's streaming-read bandwidth in GB/s (1e9 bytes/s): n_threads threads
+ * each read their own slice of a buffer of `bytes` (0 = 512 MiB; far larger than the
+ * caches), passes repeated for at least `seconds` (and at least 3), the fastest pass
+ * kept. The buffer is freed before returning. Returns 0 with err set on failure. */
+double ig_measure_read_bandwidth(int n_threads, size_t bytes, double seconds, ig_err *err);
+/* Weight bytes one decoded token reads: every weight matrix (the output whole), the
+ * norms and biases, and one row of the token embeddings (unless tied to the output). */
+uint64_t ig_model_decode_weight_bytes(const ig_model *m);
+/* KV-cache bytes of one position: K and V of every layer in kv_type. A token decoded at
+ * context length L reads L of these. */
+uint64_t ig_model_kv_position_bytes(const ig_model *m, ig_type kv_type);
+
 #ifdef __cplusplus
 }
 #endif
