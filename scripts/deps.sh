@@ -9,6 +9,7 @@ PACKAGES=(
   clang libclang-rt-14-dev                 # libFuzzer targets
   libevent-dev libjansson-dev libsqlite3-dev libsodium-dev libpq-dev libssl-dev libcurl4-openssl-dev
   libcmocka-dev
+  jq                                       # bench/run.sh reads `idlegrid bench --json`
   sqlite3 postgresql curl procps
   nodejs npm
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # ARM (NEON) build, run under qemu
