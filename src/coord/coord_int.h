@@ -194,6 +194,7 @@ char *sse_usage_chunk(ig_job *j);
 char *response_body(ig_job *j);
 json_t *response_idlegrid_object(ig_job *j);
 const char *finish_reason_openai(const char *engine_reason);
+int32_t job_completion_tokens(const ig_job *j);
 
 /* metrics.c */
 void metrics_request(ig_coord *c, int endpoint, int status);

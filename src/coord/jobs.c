@@ -162,7 +162,7 @@ static void record(ig_job *j, const char *outcome, const char *error)
         .nodes_json = nodes_json,
         .failovers = j->failovers,
         .prompt_tokens = j->prompt_tokens,
-        .completion_tokens = j->n_tokens,
+        .completion_tokens = job_completion_tokens(j),
         .accepted_ms = j->accepted_unix_ms,
         .first_token_ms = j->first_token_ms ? j->accepted_unix_ms + (j->first_token_ms - j->accepted_ms) : 0,
         .finished_ms = j->accepted_unix_ms + (now - j->accepted_ms),

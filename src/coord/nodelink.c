@@ -332,8 +332,11 @@ ig_code node_send_job(node_conn *n, ig_job *j, ig_err *err)
         for (int32_t i = 0; i < j->n_tokens; i++)
             resume[i] = j->tokens[i].id;
     }
+    int32_t n_resume = j->n_tokens;
+    while (n_resume > 0 && resume[n_resume - 1] < 0) /* a text-only flush item ends a stream */
+        n_resume--;
     mj->resume = resume;
-    mj->n_resume = j->n_tokens;
+    mj->n_resume = n_resume;
     int64_t left = j->deadline_ms - coord_now_ms();
     mj->deadline_ms = left > 1 ? left : 1;
     ig_code rc = ig_net_conn_send(n->link, &m, err);

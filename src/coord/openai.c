@@ -29,10 +29,28 @@ void ig_coord_api_error_set(ig_coord_api_error *e, int status, const char *type,
     va_end(ap);
 }
 
+/* Messages may quote buyer bytes (jansson's "near '...'" cuts a character in half):
+ * every invalid UTF-8 byte becomes '?', so the error itself is always valid JSON. */
+static void utf8_sanitize(const char *in, char *out, size_t cap)
+{
+    size_t n = strnlen(in, cap - 1);
+    memcpy(out, in, n);
+    out[n] = '\0';
+    int64_t at;
+    size_t from = 0;
+    while ((at = ig_coord_utf8_invalid_at(out + from, n - from)) >= 0) {
+        out[from + (size_t)at] = '?';
+        from += (size_t)at + 1;
+    }
+}
+
 char *ig_coord_api_error_json(const ig_coord_api_error *e)
 {
-    json_t *o = json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", e->message, "type", e->type,
-                          "param", e->param[0] ? json_string(e->param) : json_null(), "code",
+    char message[sizeof e->message], param[sizeof e->param];
+    utf8_sanitize(e->message, message, sizeof message);
+    utf8_sanitize(e->param, param, sizeof param);
+    json_t *o = json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", message, "type", e->type,
+                          "param", param[0] ? json_string(param) : json_null(), "code",
                           e->code[0] ? json_string(e->code) : json_null());
     if (!o)
         return NULL;

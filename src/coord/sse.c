@@ -52,6 +52,8 @@ static json_t *chat_logprobs(ig_job *j, int32_t from, int32_t to)
     json_t *content = json_array();
     for (int32_t i = from; i < to; i++) {
         const gen_token *t = &j->tokens[i];
+        if (t->id < 0)
+            continue;
         json_t *tops = json_array();
         for (int32_t k = 0; k < t->n_top && k < j->req.top_logprobs; k++)
             json_array_append_new(tops, json_pack("{s:s,s:f,s:o}", "token", t->top[k].text, "logprob",
@@ -70,6 +72,10 @@ static json_t *completion_logprobs(ig_job *j, int32_t from, int32_t to, size_t o
     json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
     for (int32_t i = from; i < to; i++) {
         const gen_token *t = &j->tokens[i];
+        if (t->id < 0) {
+            offset += strlen(t->text);
+            continue;
+        }
         json_array_append_new(tokens, json_string(t->text));
         json_array_append_new(lps, json_real(t->logprob));
         json_t *top = json_object();
@@ -106,10 +112,20 @@ static char *text_of(ig_job *j, int32_t from, int32_t to, size_t *offset_before)
     return s;
 }
 
+int32_t job_completion_tokens(const ig_job *j)
+{
+    /* A final item with id -1 only releases held-back text (after EOS): not a token. */
+    int32_t n = 0;
+    for (int32_t i = 0; i < j->n_tokens; i++)
+        n += j->tokens[i].id >= 0;
+    return n;
+}
+
 static json_t *usage(ig_job *j)
 {
-    return json_pack("{s:i,s:i,s:i}", "prompt_tokens", j->prompt_tokens, "completion_tokens",
-                     j->n_tokens, "total_tokens", j->prompt_tokens + j->n_tokens);
+    int32_t n = job_completion_tokens(j);
+    return json_pack("{s:i,s:i,s:i}", "prompt_tokens", j->prompt_tokens, "completion_tokens", n,
+                     "total_tokens", j->prompt_tokens + n);
 }
 
 static json_t *envelope(ig_job *j, const char *object)

@@ -116,6 +116,18 @@ static void test_oversized_body_is_413(void)
     free(big);
 }
 
+static void test_error_json_is_valid_even_when_quoting_cut_characters(void)
+{
+    /* jansson quotes the bytes near a syntax error and may cut a 4-byte character. */
+    const char body[] = "{\"te\xf2\xac\xac\xb5" "1o\xf2\xac\xac\xb5[op\\\xf2\xac\xac\xa5te\"}";
+    ig_coord_request r;
+    ig_coord_api_error e;
+    IG_CHECK(!ig_coord_request_parse(IG_COORD_CHAT, body, sizeof body - 1, &r, &e), "refused");
+    char *json = ig_coord_api_error_json(&e);
+    IG_CHECK(json != NULL && strstr(json, "invalid escape"), "error JSON: %s", json ? json : "(null)");
+    free(json);
+}
+
 static void test_utf8_validator(void)
 {
     IG_CHECK(ig_coord_utf8_invalid_at("h\xc3\xa9llo \xf0\x9f\x98\x80", 11) == -1, "valid");
@@ -130,6 +142,7 @@ int main(void)
     IG_RUN(test_completion_request_defaults_and_legacy_logprobs);
     IG_RUN(test_bad_requests_name_field_and_reason);
     IG_RUN(test_oversized_body_is_413);
+    IG_RUN(test_error_json_is_valid_even_when_quoting_cut_characters);
     IG_RUN(test_utf8_validator);
     return ig_check_exit();
 }
