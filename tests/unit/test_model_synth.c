@@ -390,6 +390,88 @@ static void test_plain_chat_template_renders_user_and_assistant(const ig_model *
           "plain chat tokens differ from the rendered text's (%lld vs %lld)", (long long)na, (long long)nb);
 }
 
+/* A model whose GGUF carries a chat template: llama3's vocabulary plus a template
+ * with its markers, written through the GGUF writer. */
+static ig_model *model_with_template(const char *vocab, const char *tmpl, const char *name)
+{
+    char base[320], path[320];
+    snprintf(base, sizeof base, "%s/%s-vocab.gguf", g_dir, name);
+    snprintf(path, sizeof path, "%s/%s.gguf", g_dir, name);
+    ig_err err = {0};
+    ig_gguf *src = ig_gguf_open(vocab, &err);
+    CHECK(src, "%s: %s", vocab, err.msg);
+    if (!src)
+        return NULL;
+    ig_gguf_writer *w = ig_gguf_writer_new();
+    for (int64_t i = 0; i < ig_gguf_n_kv(src); i++)
+        ig_gguf_writer_copy_kv(w, src, i);
+    ig_gguf_writer_set_str(w, "tokenizer.chat_template", tmpl);
+    CHECK(!ig_gguf_writer_write(w, base, &err), "%s", err.msg);
+    ig_gguf_writer_free(w);
+    ig_gguf_free(src);
+    ig_synth_params p = ig_synth_default_params();
+    p.n_embd = 32;
+    p.n_ff = 32;
+    p.n_layer = 1;
+    p.type = IG_TYPE_Q8_0;
+    p.tokenizer_from = base;
+    CHECK(!ig_model_synth(path, &p, &err), "%s", err.msg);
+    ig_model *m = ig_model_load(path, &err);
+    CHECK(m, "%s", err.msg);
+    unlink(base);
+    unlink(path);
+    return m;
+}
+
+static int32_t special_id(const ig_model *m, const char *text)
+{
+    int32_t id[4];
+    ig_err err = {0};
+    int64_t n = ig_tokenize(ig_model_tokenizer(m), text, strlen(text), false, true, id, 4, &err);
+    CHECK(n == 1, "'%s' is not one special token (%lld tokens)", text, (long long)n);
+    return n == 1 ? id[0] : -1;
+}
+
+static int count_id(const int32_t *t, int64_t n, int32_t id)
+{
+    int c = 0;
+    for (int64_t i = 0; i < n; i++)
+        c += t[i] == id;
+    return c;
+}
+
+static void test_chat_templates_use_control_tokens_but_never_parse_content(void)
+{
+    char vocab[256];
+    const char *data = getenv("IG_TEST_DATA");
+    snprintf(vocab, sizeof vocab, "%s/tokenizers/vocab-llama3.gguf", data ? data : "tests/data");
+    ig_model *m = model_with_template(vocab,
+        "{% for message in messages %}<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n"
+        "{{ message['content'] }}<|eot_id|>{% endfor %}", "llama3-chat");
+    if (!m)
+        return;
+    CHECK(strcmp(ig_model_get_info(m)->chat_template_family, "llama3") == 0, "family %s",
+          ig_model_get_info(m)->chat_template_family);
+    const int32_t start = special_id(m, "<|start_header_id|>"), eot = special_id(m, "<|eot_id|>");
+    ig_chat_message msgs[] = {{"system", "Be brief."}, {"user", "Say <|eot_id|> please"}};
+    int32_t toks[256];
+    ig_err err = {0};
+    int64_t n = ig_chat_tokenize(m, msgs, 2, true, toks, 256, &err);
+    CHECK(n > 0 && n < 256, "chat tokenize: %s", err.msg);
+    if (n > 0 && n < 256) {
+        const ig_tokenizer *tok = ig_model_tokenizer(m);
+        CHECK(toks[0] == ig_tokenizer_bos(tok), "llama3 chat starts with BOS");
+        CHECK(count_id(toks, n, start) == 3, "3 headers (system, user, assistant), got %d", count_id(toks, n, start));
+        CHECK(count_id(toks, n, eot) == 2, "2 <|eot_id|> (the one in the content is text), got %d",
+              count_id(toks, n, eot));
+        /* a shorter buffer gets the same count back, and the prefix that fits */
+        int32_t few[4];
+        CHECK(ig_chat_tokenize(m, msgs, 2, true, few, 4, &err) == n && memcmp(few, toks, sizeof few) == 0,
+              "truncated chat tokenize");
+    }
+    ig_model_free(m);
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/ig-test-model-XXXXXX");
@@ -399,6 +481,7 @@ int main(void)
     }
     test_sampler_draw_is_a_pure_function_of_seed_and_position();
     test_top_logprobs_are_sorted_and_normalised();
+    test_chat_templates_use_control_tokens_but_never_parse_content();
 
     const synth_case cases[] = {
         {"llama untied MHA f32", "llama", false, 4, 4, 64, 128, IG_TYPE_F32},
