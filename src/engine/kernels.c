@@ -71,12 +71,10 @@ static void init_sets(void)
     detect_x86();
     g_avx2 = g_scalar;
     ig_kernels_fill_avx2(&g_avx2);
+    /* No AVX-512 kernels are built: they could not be tested on the machines that
+     * build idlegrid, and untested kernels are not shipped. AVX-512 CPUs run AVX2. */
     g_avx512 = g_avx2;
-#ifdef IG_HAVE_AVX512_KERNELS
-    ig_kernels_fill_avx512(&g_avx512);
-#else
-    g_has_avx512 = false; /* no AVX-512 kernels are built */
-#endif
+    g_has_avx512 = false;
 #endif
 #if IG_ARM64
     g_neon = g_scalar;

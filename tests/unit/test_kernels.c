@@ -246,8 +246,58 @@ static void test_best_set_is_simd_when_the_cpu_has_it(void)
         IG_CHECK(best->vec_dot[t] && best->to_float[t] && best->from_float[ig_vec_dot_type(t)],
                  "%s set lacks a kernel for %s", best->isa, ig_type_name(t));
     }
-    if (ig_kernels_by_name("avx512") == NULL)
-        IG_SKIP("no AVX-512 kernels on this CPU/build");
+}
+
+#if defined(__x86_64__)
+/* AVX-512 kernels are not part of this build (they could not be tested on the
+ * machines that build it); the set must never be offered. */
+static void test_avx512_set_is_not_offered_without_tested_kernels(void)
+{
+    IG_CHECK(ig_kernels_by_name("avx512") == NULL, "avx512 set offered");
+    IG_CHECK(strcmp(ig_kernels_best()->isa, "avx512") != 0, "avx512 chosen as best");
+    IG_SKIP("AVX-512 kernels are not built; AVX2 is used on AVX-512 CPUs");
+}
+#endif
+
+/* Rows of a real model (the bundled cloud model's F32 weights), quantized to every
+ * type, through every SIMD set: real value distributions, real row lengths. */
+static void test_kernels_equal_reference_on_real_model_rows(void)
+{
+    ig_err err;
+    ig_gguf *g = ig_gguf_open("models/cloud.gguf", &err);
+    IG_CHECK(g != NULL, "models/cloud.gguf: %s", g ? "" : err.msg);
+    if (!g)
+        return;
+    ig_rng r = {555};
+    int rows_checked = 0;
+    for (int64_t ti = 0; ti < ig_gguf_n_tensors(g); ti++) {
+        const ig_tensor *t = ig_gguf_tensor_at(g, ti);
+        if (t->n_dims != 2 || t->type != IG_TYPE_F32 || t->ne[0] % 32 != 0)
+            continue;
+        int64_t n = t->ne[0];
+        const float *data = t->data;
+        /* three rows of each matrix, activations from another row scaled like a
+         * normalised hidden state */
+        for (int k = 0; k < 3; k++) {
+            int64_t row = (int64_t)(ig_rng_next(&r) % (uint64_t)t->ne[1]);
+            int64_t xrow = (int64_t)(ig_rng_next(&r) % (uint64_t)t->ne[1]);
+            float *xf = malloc(n * sizeof(float));
+            for (int64_t i = 0; i < n; i++)
+                xf[i] = data[xrow * n + i] * 20.0f;
+            for (size_t s = 0; s < sizeof ISAS / sizeof ISAS[0]; s++) {
+                const ig_kernels *ks = ig_kernels_by_name(ISAS[s]);
+                if (!ks)
+                    continue;
+                for (int wi = 0; wi < N_WEIGHT_TYPES; wi++)
+                    if (n % ig_type_block_size(WEIGHT_TYPES[wi]) == 0)
+                        compare_set(ks, WEIGHT_TYPES[wi], data + row * n, xf, n);
+            }
+            free(xf);
+            rows_checked++;
+        }
+    }
+    IG_CHECK(rows_checked >= 20, "only %d rows of cloud.gguf checked", rows_checked);
+    ig_gguf_free(g);
 }
 
 /* dequantize(quantize(x)) stays within a per-type bound of x, relative to the rms. */
@@ -537,6 +587,9 @@ static void test_idle_pool_sleeps_instead_of_spinning(void)
 int main(void)
 {
     IG_RUN(test_best_set_is_simd_when_the_cpu_has_it);
+#if defined(__x86_64__)
+    IG_RUN(test_avx512_set_is_not_offered_without_tested_kernels);
+#endif
     IG_RUN(test_q8_0_block_decodes_as_laid_out);
     IG_RUN(test_q4_0_block_decodes_as_laid_out);
     IG_RUN(test_q4_k_block_decodes_as_laid_out);
@@ -546,6 +599,7 @@ int main(void)
     IG_RUN(test_quantize_roundtrip_error_is_bounded);
     IG_RUN(test_every_simd_kernel_equals_scalar_reference_on_random_rows);
     IG_RUN(test_integer_kernels_are_exact_when_float_math_is_exact);
+    IG_RUN(test_kernels_equal_reference_on_real_model_rows);
     IG_RUN(test_matmul_equals_vec_dot_at_every_thread_count);
     IG_RUN(test_pool_runs_every_thread_index_once_per_run);
     IG_RUN(test_idle_pool_sleeps_instead_of_spinning);
