@@ -28,7 +28,7 @@ if(IG_HAVE_CLI)
       endif()
       add_test(NAME ${name} COMMAND ${IG_NODEJS} ${script}
                WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-      set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
+      set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT} SKIP_RETURN_CODE 77
         ENVIRONMENT "IG_BIN=$<TARGET_FILE:idlegrid>;IG_TESTPEER=$<TARGET_FILE:ig_testpeer>;IG_MODELS=${IG_MODELS}")
     endfunction()
     file(GLOB IG_GRID_SCRIPTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_*.mjs)

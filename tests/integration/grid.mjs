@@ -53,6 +53,17 @@ export async function waitFor(what, fn, timeoutMs = 30000, everyMs = 50) {
   }
 }
 
+// Tests that need the real node agent skip (CTest SKIP_RETURN_CODE 77) while
+// `idlegrid node` is not built into the binary yet.
+export function requireNodeAgent() {
+  try {
+    execFileSync(BIN, ['node', '--help'], { stdio: 'ignore' });
+  } catch {
+    console.log('SKIP: idlegrid node is not available in this build');
+    process.exit(77);
+  }
+}
+
 export function cli(args) {
   return execFileSync(BIN, args, { encoding: 'utf8' }).trim();
 }
