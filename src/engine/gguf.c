@@ -78,14 +78,28 @@ struct ig_gguf {
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static uint64_t fnv1a(const char *s, size_t n)
+/* A word-at-a-time hash for the key and name tables: the tokenizer looks its arrays
+ * up by key hundreds of thousands of times, so a byte-serial hash would show. The
+ * value only lives in memory, so the host's byte order does not matter. */
+static uint64_t hash_name(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    uint64_t w = 0;
+    if (n >= 8) {
+        /* Whole words, then the last 8 bytes (overlapping) rather than a byte tail. */
+        const char *end = s + n;
+        for (; end - s > 8; s += 8) {
+            memcpy(&w, s, 8);
+            h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+            h ^= h >> 31;
+        }
+        memcpy(&w, end - 8, 8);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            w |= (uint64_t)(unsigned char)s[i] << (8 * i);
     }
-    return h;
+    h = (h ^ w) * 0x94d049bb133111ebull;
+    return h ^ (h >> 29);
 }
 
 static uint32_t table_cap(int64_t n)
@@ -270,7 +284,7 @@ static int64_t table_insert(int32_t *slots, uint32_t cap, const char *s, size_t 
                             const ig_gguf *g)
 {
     uint32_t mask = cap - 1;
-    for (uint32_t h = (uint32_t)fnv1a(s, n) & mask;; h = (h + 1) & mask) {
+    for (uint32_t h = (uint32_t)hash_name(s, n) & mask;; h = (h + 1) & mask) {
         if (slots[h] < 0) {
             slots[h] = idx;
             return -1;
@@ -301,7 +315,7 @@ static int64_t table_find(const int32_t *slots, uint32_t cap, const char *s, siz
     if (!slots)
         return -1;
     uint32_t mask = cap - 1;
-    for (uint32_t h = (uint32_t)fnv1a(s, n) & mask;; h = (h + 1) & mask) {
+    for (uint32_t h = (uint32_t)hash_name(s, n) & mask;; h = (h + 1) & mask) {
         if (slots[h] < 0)
             return -1;
         size_t m;
