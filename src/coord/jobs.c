@@ -539,6 +539,15 @@ void job_on_node_lost(ig_job *j, const char *why, bool count_failover)
 
 void job_on_node_error(ig_job *j, const char *message)
 {
+    /* A request no node can run (its prompt does not fit the model's context, or does
+     * not tokenize) is the buyer's to fix: 400 now rather than trying every node. The
+     * protocol carries only a message, so this is recognised by its wording. */
+    if (message && j->n_tokens == 0 &&
+        (strstr(message, "does not fit the context") || strstr(message, "tokenizing the prompt"))) {
+        job_fail(j, 400, strstr(message, "context") ? "context_length_exceeded" : "invalid_prompt",
+                 "the node could not run this request: %s", message);
+        return;
+    }
     job_on_node_lost(j, message ? message : "node error", true);
 }
 

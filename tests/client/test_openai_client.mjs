@@ -110,6 +110,9 @@ await run({
   async test_client_sees_api_errors() {
     await assert.rejects(client.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }),
                          (e) => e.status === 404 && /nope/.test(e.message));
+    // A prompt longer than the model's 256-token context: the buyer's error, not the grid's.
+    await assert.rejects(client.completions.create({ model: 'edge', prompt: 'To be or not to be, '.repeat(100) }),
+                         (e) => e.status === 400 && e.code === 'context_length_exceeded');
     const bad = new OpenAI({ baseURL: url, apiKey: 'wrong-key-xxxxxxxxxxxx', maxRetries: 0 });
     await assert.rejects(bad.completions.create({ model: 'edge', prompt: 'x' }), (e) => e.status === 401);
   },
