@@ -29,3 +29,10 @@ add_test(NAME tokenizer_llama3_loads_under_200ms COMMAND test_tokenizer load-tim
   WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(tokenizer_llama3_loads_under_200ms PROPERTIES LABELS "unit;tokenizer;perf"
   ENVIRONMENT "${IG_TOKENIZER_ENV}" RUN_SERIAL TRUE)
+
+# libFuzzer: any bytes tokenize losslessly and detokenize to valid UTF-8.
+ig_fuzz_target(fuzz_tokenizer SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_tokenizer.c
+  LIBS ig_engine SEEDS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/seeds/tokenizer)
+if(TARGET fuzz_tokenizer)
+  target_compile_definitions(fuzz_tokenizer PRIVATE IG_TOKENIZER_DATA="${IG_TEST_DATA}/tokenizers")
+endif()
