@@ -9,9 +9,15 @@
 #include <math.h>
 #include <string.h>
 
+/* Round to nearest, ties to even (as nearbyintf in the default mode), for |f| < 2^22:
+ * adding 1.5 * 2^23 leaves the rounded integer in the low mantissa bits. */
 static inline int nearest_int(float f)
 {
-    return (int)nearbyintf(f);
+    assert(fabsf(f) < 4194303.0f);
+    float v = f + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &v, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
 }
 
 /*
@@ -41,22 +47,19 @@ static float search_symmetric(int n, int nmax, int qlo, int qhi, const float *x,
     assert(n <= 256);
     for (int is = -n_steps; is <= n_steps; is++) {
         float iscale = -((float)nmax + step * (float)is) / max;
-        double sumlx = 0.0, suml2 = 0.0;
+        float sumlx = 0.0f, suml2 = 0.0f; /* float: these only rank candidates */
         for (int i = 0; i < n; i++) {
             int l = nearest_int(iscale * x[i]);
             l = l < qlo ? qlo : l > qhi ? qhi : l;
             cand[i] = (int8_t)l;
-            sumlx += (double)w[i] * x[i] * l;
-            suml2 += (double)w[i] * l * l;
+            sumlx += w[i] * x[i] * (float)l;
+            suml2 += w[i] * (float)(l * l);
         }
-        if (suml2 <= 0.0)
+        if (suml2 <= 0.0f)
             continue;
-        float scale = (float)(sumlx / suml2);
-        double err = 0.0;
-        for (int i = 0; i < n; i++) {
-            double e = (double)x[i] - (double)scale * cand[i];
-            err += w[i] * e * e;
-        }
+        float scale = sumlx / suml2;
+        /* sum w (x - s q)^2 at the least-squares s, less the constant sum w x^2 */
+        double err = -(double)sumlx * sumlx / suml2;
         if (err < best_err) {
             best_err = err;
             best_scale = scale;
@@ -126,6 +129,13 @@ static void quantize_q4_0(const float *x, ig_block_q4_0 *b, int64_t nb)
  * least-squares (scale, min) pair for those codes (min clamped so 0 is representable).
  * Returns the scale; *the_min receives min (>= 0, subtracted).
  */
+/* sum_i w_i (s l_i + m - x_i)^2 less the constant sum_i w_i x_i^2, from the sums. */
+static inline double asym_error(double s, double m, double sum_w, double sum_x, double sl,
+                                double sl2, double sxl)
+{
+    return s * s * sl2 + m * m * sum_w + 2.0 * s * m * sl - 2.0 * s * sxl - 2.0 * m * sum_x;
+}
+
 static float search_asymmetric(int n, int nmax, const float *x, const float *w, uint8_t *L,
                                float *the_min)
 {
@@ -150,15 +160,16 @@ static float search_asymmetric(int n, int nmax, const float *x, const float *w, 
     assert(n <= 32);
     for (int is = -10; is <= 20; is++) {
         float iscale = ((float)nmax + 0.1f * (float)is) / (mx - mn);
-        double sl = 0.0, sl2 = 0.0, sxl = 0.0;
+        float slf = 0.0f, sl2f = 0.0f, sxlf = 0.0f; /* float inside a 32-element block */
         for (int i = 0; i < n; i++) {
             int l = nearest_int(iscale * (x[i] - mn));
             l = l < 0 ? 0 : l > nmax ? nmax : l;
             cand[i] = (uint8_t)l;
-            sl += (double)w[i] * l;
-            sl2 += (double)w[i] * l * l;
-            sxl += (double)w[i] * l * x[i];
+            slf += w[i] * (float)l;
+            sl2f += w[i] * (float)(l * l);
+            sxlf += w[i] * (float)l * x[i];
         }
+        double sl = slf, sl2 = sl2f, sxl = sxlf;
         double D = sum_w * sl2 - sl * sl;
         if (D <= 0.0)
             continue;
@@ -168,11 +179,7 @@ static float search_asymmetric(int n, int nmax, const float *x, const float *w, 
             min = 0.0;
             scale = sl2 > 0 ? sxl / sl2 : 0.0;
         }
-        double err = 0.0;
-        for (int i = 0; i < n; i++) {
-            double e = scale * cand[i] + min - x[i];
-            err += w[i] * e * e;
-        }
+        double err = asym_error(scale, min, sum_w, sum_x, sl, sl2, sxl);
         if (err < best_err) {
             best_err = err;
             best_scale = (float)scale;
@@ -200,11 +207,7 @@ static float search_asymmetric(int n, int nmax, const float *x, const float *w, 
             min = 0.0;
             scale = sl2 > 0 ? sxl / sl2 : 0.0;
         }
-        double err = 0.0;
-        for (int i = 0; i < n; i++) {
-            double e = scale * cand[i] + min - x[i];
-            err += w[i] * e * e;
-        }
+        double err = asym_error(scale, min, sum_w, sum_x, sl, sl2, sxl);
         if (!(err < best_err))
             break;
         best_err = err;
@@ -219,13 +222,14 @@ static float search_asymmetric(int n, int nmax, const float *x, const float *w, 
 /* Weighted error of a Q4_K sub-block coded with effective scale d and min m. */
 static double q4_k_sub_error(const float *x, const float *w, float d, float m, uint8_t *L)
 {
-    double err = 0.0;
+    float id = d > 0.0f ? 1.0f / d : 0.0f;
+    float err = 0.0f;
     for (int l = 0; l < 32; l++) {
-        int q = d > 0.0f ? nearest_int((x[l] + m) / d) : 0;
+        int q = nearest_int((x[l] + m) * id);
         q = q < 0 ? 0 : q > 15 ? 15 : q;
         if (L)
             L[l] = (uint8_t)q;
-        double e = (double)d * q - m - x[l];
+        float e = d * (float)q - m - x[l];
         err += w[l] * e * e;
     }
     return err;
@@ -302,13 +306,14 @@ static void quantize_q4_k(const float *x, ig_block_q4_K *b, int64_t nb)
 
 static double q6_k_group_error(const float *x, const float *w, float d, int8_t *q)
 {
-    double err = 0.0;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    float err = 0.0f;
     for (int l = 0; l < 16; l++) {
-        int v = d != 0.0f ? nearest_int(x[l] / d) : 0;
+        int v = nearest_int(x[l] * id);
         v = v < -32 ? -32 : v > 31 ? 31 : v;
         if (q)
             q[l] = (int8_t)v;
-        double e = (double)d * v - x[l];
+        float e = d * (float)v - x[l];
         err += w[l] * e * e;
     }
     return err;
