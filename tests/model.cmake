@@ -2,11 +2,22 @@
 # sample.c, generate.c, synth.c, quantize_model.c) and their command lines
 # (src/cli/cmd_generate.c, cmd_model.c).
 
-# Engine-only: synthetic models of both architectures, fast kernels vs the scalar
-# reference, score vs generation log-probs, seeded and resumed generation, stop strings.
-ig_unit_test(test_model_synth SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_model_synth.c
-  LIBS ig_engine LABELS "unit;model")
-set_tests_properties(test_model_synth PROPERTIES TIMEOUT 300)
+# Engine-only, on synthetic models of both architectures (tied and untied, GQA and not,
+# every weight type): one executable, one CTest entry per behaviour.
+add_executable(test_model_synth ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_model_synth.c)
+target_include_directories(test_model_synth PRIVATE ${PROJECT_SOURCE_DIR}/src/engine)
+target_link_libraries(test_model_synth PRIVATE ig_engine)
+foreach(g "sampler;model_sampler_draw_is_a_pure_function_of_seed_and_position"
+          "kernels;model_fast_kernels_equal_scalar_reference_on_full_forward"
+          "cache;model_truncated_kv_cache_continues_like_a_full_pass"
+          "generation;model_score_equals_generation_logprobs_and_seeded_resume_is_identical"
+          "chat;model_chat_templates_use_control_tokens_and_never_parse_content")
+  list(GET g 0 group)
+  list(GET g 1 name)
+  add_test(NAME ${name} COMMAND test_model_synth ${group} WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(${name} PROPERTIES LABELS "unit;model" TIMEOUT 300
+    ENVIRONMENT "IG_TEST_DATA=${IG_TEST_DATA};IG_MODELS=${IG_MODELS};IG_BUILD=${CMAKE_BINARY_DIR}")
+endforeach()
 
 if(IG_HAVE_CLI)
   pkg_check_modules(IG_TEST_JANSSON REQUIRED IMPORTED_TARGET jansson)
