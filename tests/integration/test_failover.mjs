@@ -4,6 +4,8 @@
 // with real `idlegrid node` processes and the bundled edge model when IG_REAL_NODES=1.
 import { assert, run, startCoordinator, createKey, startNode, waitNodes, post, readSSE, streamText,
          metrics, stop, waitFor, requireNodeAgent } from './grid.mjs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 
 const REAL = process.env.IG_REAL_NODES === '1';
 if (REAL) requireNodeAgent();
@@ -15,7 +17,7 @@ const KILL_AFTER = REAL ? 2 : 10;
 let coord, key, nodes = [];
 const killedProcs = [];
 
-async function streamOnce(body, { killAfter = -1 } = {}) {
+async function streamOnce(body, { killAfter = -1, signal = 'SIGKILL' } = {}) {
   const res = await post(coord.url, body.messages ? '/v1/chat/completions' : '/v1/completions', key,
                          { ...body, stream: true });
   assert.equal(res.status, 200);
@@ -28,7 +30,7 @@ async function streamOnce(body, { killAfter = -1 } = {}) {
       // SIGKILL the node that runs this job (the one named in the header).
       const victim = nodes.find((n) => n.nodeId === first);
       assert.ok(victim, `no node process for ${first}`);
-      victim.kill('SIGKILL');
+      victim.kill(signal);
       killedProcs.push(victim.exited);
     }
   });
@@ -53,11 +55,11 @@ async function ensureNodes(count) {
   await waitFor('node ids', async () => { await nodeIds(); return nodes.every((n) => n.nodeId); }, 10000);
 }
 
-async function checkFailover(body) {
+async function checkFailover(body, signal = 'SIGKILL') {
   await ensureNodes(3);
   const clean = await streamOnce(body);
   await ensureNodes(3);
-  const disturbed = await streamOnce(body, { killAfter: KILL_AFTER });
+  const disturbed = await streamOnce(body, { killAfter: KILL_AFTER, signal });
   assert.ok(disturbed.killed, 'a node was killed mid-stream');
   assert.equal(disturbed.text, clean.text, 'failover stream equals the undisturbed one');
   const last = disturbed.events[disturbed.events.length - 1];
@@ -81,10 +83,28 @@ await run({
   async test_node_killed_midstream_chat_is_whole() {
     await checkFailover({ model: MODEL, messages: [{ role: 'user', content: 'Hello' }], max_tokens: MAXT, temperature: 0.7, seed: 9 });
   },
+  async test_node_leaving_gracefully_hands_back_and_stream_is_whole() {
+    // SIGTERM: the node hands its job back with its progress; the job resumes elsewhere.
+    await checkFailover({ model: MODEL, prompt: 'KING:', max_tokens: MAXT, temperature: 0.6, seed: 5 }, 'SIGTERM');
+    assert.match(coord.proc.err, /"event":"job_failover"[^\n]*(hand|stopping|shutting down)/i,
+                 `the coordinator resumed a handed-back job: ${coord.proc.err.split('\n').filter((l) => /job_failover/.test(l)).join('\n')}`);
+  },
+  async test_jobs_recorded_in_store_with_every_node() {
+    const rows = execFileSync('sqlite3', ['-json', join(coord.data, 'coordinator.db'),
+      "SELECT nodes, failovers, outcome, completion_tokens, finish_reason FROM jobs WHERE failovers > 0"],
+      { encoding: 'utf8' });
+    const jobs = JSON.parse(rows || '[]');
+    assert.equal(jobs.length, 4, rows);
+    for (const j of jobs) {
+      assert.equal(j.outcome, 'ok');
+      assert.equal(JSON.parse(j.nodes).length, 2, j.nodes);
+      assert.equal(j.completion_tokens > 0, true);
+    }
+  },
   async test_failovers_counted_in_metrics() {
     const m = await metrics(coord.url);
     const f = Number(/^idlegrid_failovers_total (\d+)/m.exec(m)[1]);
-    assert.ok(f >= 3, `failovers_total ${f}`);
+    assert.equal(f, 4, `failovers_total ${f}`);
   },
   async teardown() {
     for (const n of nodes) await stop(n);

@@ -224,6 +224,34 @@ static void on_msg(ig_net_conn *c, ig_msg *m, void *user)
     ig_msg_deinit(m);
 }
 
+static void quit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopexit(((peer *)arg)->base, NULL);
+}
+
+/* SIGTERM: leave gracefully, handing every running job back with its progress (as
+ * a node does when its owner's rules end its window), then quit once sent. */
+static void on_sigterm(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    peer *p = arg;
+    for (int i = 0; i < MAX_JOBS; i++) {
+        if (!p->jobs[i].used)
+            continue;
+        ig_msg m;
+        ig_msg_init(&m, IG_MSG_HANDBACK);
+        m.handback.job_id = p->jobs[i].id;
+        m.handback.reason = "node stopping";
+        send_msg(p, &m);
+        job_end(&p->jobs[i]);
+    }
+    struct timeval tv = {0, 200 * 1000};
+    event_base_once(p->base, -1, EV_TIMEOUT, quit_cb, p, &tv);
+}
+
 static void on_close(ig_net_conn *c, const ig_err *reason, void *user)
 {
     (void)c;
@@ -283,7 +311,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "testpeer: %s\n", err.msg);
         return 1;
     }
+    struct event *term = evsignal_new(p.base, SIGTERM, on_sigterm, &p);
+    event_add(term, NULL);
     event_base_dispatch(p.base);
+    event_free(term);
     for (int i = 0; i < MAX_JOBS; i++)
         if (p.jobs[i].used)
             job_end(&p.jobs[i]);
