@@ -20,6 +20,13 @@
 #include <string.h>
 #include <time.h>
 
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
 /* ---- UTF-8 clean-up for alternative tokens' bytes ---- */
 
 /* Copies src into dst (cap ≥ 3*len+1) replacing every byte that does not start a valid
@@ -332,6 +339,8 @@ static uint64_t mix64(uint64_t x)
 static const char *const WORDS[] = {" the", " grid", " car", " idle", " token", " night",
                                     " charge", " road", " quiet", " light", " and", " of"};
 
+/* Emits every token due by now: (elapsed time × rate) since the job started, so the
+ * rate holds even when ticks run late (a loaded machine), in one frame per tick. */
 static void synth_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -339,31 +348,37 @@ static void synth_tick(evutil_socket_t fd, short what, void *arg)
     slot *s = arg;
     if (!s->busy)
         return;
-    int64_t now = ig_net_now_ms();
-    if (s->synth_pos == s->next_index && s->synth_first_ms == 0)
-        s->synth_first_ms = now;
-    if (s->synth_pos < s->synth_max && node_slot_can_send(s)) {
-        uint64_t h = mix64(s->synth_seed ^ mix64((uint64_t)s->synth_pos));
-        ig_net_token t;
-        memset(&t, 0, sizeof t);
-        t.id = (int32_t)(h % 1000) + 3;
-        const char *w = WORDS[(h >> 20) % (sizeof WORDS / sizeof WORDS[0])];
-        t.text = w;
-        t.text_len = strlen(w);
-        t.logprob = -(float)((h >> 40) % 1000) / 500.0f;
+    double rate = s->node->cfg.rate > 0 ? s->node->cfg.rate : 50;
+    double elapsed_us = now_us() - s->synth_start_us;
+    int64_t due = s->job.job.n_resume + (int64_t)(elapsed_us * rate / 1e6);
+    if (due > s->synth_max)
+        due = s->synth_max;
+    if (due > s->synth_pos && node_slot_can_send(s)) {
+        ig_net_token items[NODE_FRAME_ITEMS];
+        int k = 0;
+        while (s->synth_pos + k < due && k < NODE_FRAME_ITEMS) {
+            uint64_t h = mix64(s->synth_seed ^ mix64((uint64_t)(s->synth_pos + k)));
+            ig_net_token *t = &items[k++];
+            t->id = (int32_t)(h % 1000) + 3;
+            const char *w = WORDS[(h >> 20) % (sizeof WORDS / sizeof WORDS[0])];
+            t->text = w;
+            t->text_len = strlen(w);
+            t->logprob = -(float)((h >> 40) % 1000) / 500.0f;
+            t->n_top = 0;
+        }
         ig_msg m;
         ig_msg_init(&m, IG_MSG_TOKENS);
         m.tokens.job_id = s->job_id;
         m.tokens.index = s->synth_pos;
-        m.tokens.items = &t;
-        m.tokens.n_items = 1;
+        m.tokens.items = items;
+        m.tokens.n_items = k;
         node_slot_send(s, &m);
-        s->synth_pos++;
+        s->synth_pos += k;
         s->next_index = s->synth_pos;
     }
     if (s->synth_pos >= s->synth_max || !node_slot_can_send(s)) {
         event_del(s->synth_ev);
-        double elapsed = (double)(now - s->started_ms);
+        double elapsed = (double)(ig_net_now_ms() - s->started_ms);
         finish_job(s, IG_OK, "", IG_FINISH_LENGTH, s->synth_prompt_tokens, s->synth_max, 0, elapsed);
         ig_msg_deinit(&s->job);
     }
@@ -450,7 +465,7 @@ void node_job_start(slot *s, ig_msg *job)
         s->synth_pos = s->job.job.n_resume;
         s->synth_max = s->job.job.params.max_tokens;
         s->synth_seed = s->job.job.params.sampler.seed;
-        s->synth_first_ms = 0;
+        s->synth_start_us = now_us();
         size_t chars = s->job.job.prompt_len;
         for (int32_t i = 0; i < s->job.job.n_messages; i++)
             chars += strlen(s->job.job.messages[i].content) + 8;
@@ -495,13 +510,6 @@ typedef struct {
     double first_us, last_us;
     int32_t n;
 } speed_state;
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
 
 static bool speed_event(void *user, const ig_gen_event *ev)
 {

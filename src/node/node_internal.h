@@ -54,7 +54,7 @@ typedef struct {
     int32_t synth_max;
     uint64_t synth_seed;
     int32_t synth_prompt_tokens;
-    int64_t synth_first_ms;
+    double synth_start_us;
 
     /* worker (guarded by mu) */
     pthread_t thread;
