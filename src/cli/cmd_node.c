@@ -11,7 +11,7 @@
 int ig_cmd_node(int argc, char **argv)
 {
     const char *coordinator = NULL, *model = NULL, *cls = "edge", *data = "./idlegrid-node";
-    const char *token = NULL, *name = NULL, *tls_ca = NULL;
+    const char *token = NULL, *token_file = NULL, *name = NULL, *tls_ca = NULL;
     int slots = 0, threads = 0, n_ctx = 0, count = 1, backoff_min = 0, backoff_max = 0;
     float rate = 50;
     bool synthetic = false, tls = false, tls_insecure = false;
@@ -24,6 +24,7 @@ int ig_cmd_node(int argc, char **argv)
         {"ctx", 0, IG_FLAG_INT, &n_ctx, "N", "context length per slot (default: the model's, at most 4096)"},
         {"data", 0, IG_FLAG_STRING, &data, "DIR", "key pair and enrolment record (default ./idlegrid-node)"},
         {"enroll-token", 0, IG_FLAG_STRING, &token, "T", "one-time enrolment token (first start)"},
+        {"enroll-token-file", 0, IG_FLAG_STRING, &token_file, "FILE", "one token per line, one per simulated node (--count)"},
         {"name", 0, IG_FLAG_STRING, &name, "NAME", "this node's name (default: the host name)"},
         {"tls", 0, IG_FLAG_BOOL, &tls, NULL, "dial the coordinator over TLS"},
         {"tls-ca", 0, IG_FLAG_STRING, &tls_ca, "FILE", "verify the coordinator's certificate with this CA"},
@@ -85,6 +86,7 @@ int ig_cmd_node(int argc, char **argv)
     cfg.n_ctx = n_ctx;
     cfg.data_dir = data;
     cfg.enroll_token = token;
+    cfg.enroll_token_file = token_file;
     cfg.name = name;
     cfg.synthetic = synthetic;
     cfg.rate = rate;

@@ -95,7 +95,8 @@ static void send_hello(node_link *l)
     ig_msg_init(&m, IG_MSG_HELLO);
     m.hello.version = IG_NET_PROTOCOL_VERSION;
     memcpy(m.hello.node_key, l->kp.pk, IG_NET_KEY_BYTES);
-    m.hello.enroll_token = (!l->enrolled && n->cfg.enroll_token) ? n->cfg.enroll_token : NULL;
+    const char *token = l->enroll_token ? l->enroll_token : n->cfg.enroll_token;
+    m.hello.enroll_token = (!l->enrolled && token) ? token : NULL;
     m.hello.n_models = 1;
     m.hello.models[0].id = n->model_id;
     m.hello.models[0].cls = n->cfg.cls;
@@ -117,7 +118,8 @@ static void on_open(ig_net_conn *c, void *user)
     l->state = LINK_HELLO;
     json_t *f = json_object();
     json_object_set_new(f, "coordinator", json_string(ig_net_conn_label(c)));
-    json_object_set_new(f, "enrolling", json_boolean(!l->enrolled && l->node->cfg.enroll_token));
+    json_object_set_new(f, "enrolling",
+                        json_boolean(!l->enrolled && (l->enroll_token || l->node->cfg.enroll_token)));
     log_link(IG_LOG_INFO, l, "link_connected", f);
     send_hello(l);
     struct timeval tv = {NODE_HANDSHAKE_MS / 1000, (NODE_HANDSHAKE_MS % 1000) * 1000};
@@ -494,6 +496,33 @@ static void derive_key(const ig_net_keypair *base, int index, ig_net_keypair *ou
     sodium_memzero(in, sizeof in);
 }
 
+/* Gives link i the i-th line of the token file (blank lines skipped). */
+static ig_code load_token_file(ig_node *n, const char *path, ig_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return ig_err_set(err, IG_ERR_IO, "enrolment token file %s: %s", path, strerror(errno));
+    char line[512];
+    int i = 0;
+    while (i < n->n_links && fgets(line, sizeof line, f)) {
+        size_t len = strcspn(line, "\r\n");
+        line[len] = '\0';
+        if (len == 0)
+            continue;
+        n->links[i].enroll_token = strdup(line);
+        if (!n->links[i].enroll_token) {
+            fclose(f);
+            return ig_err_set(err, IG_ERR_NOMEM, "out of memory");
+        }
+        i++;
+    }
+    fclose(f);
+    if (i < n->n_links)
+        return ig_err_set(err, IG_ERR_INVALID, "enrolment token file %s has %d tokens for %d nodes",
+                          path, i, n->n_links);
+    return IG_OK;
+}
+
 ig_node *ig_node_new(const ig_node_config *cfg_in, ig_err *err)
 {
     static int threads_ready;
@@ -629,6 +658,8 @@ ig_node *ig_node_new(const ig_node_config *cfg_in, ig_err *err)
                 goto fail;
         }
     }
+    if (cfg->enroll_token_file && load_token_file(n, cfg->enroll_token_file, err))
+        goto fail;
     n->stop_ev = event_new(n->base, -1, 0, stop_cb, n);
     n->stop_check_ev = event_new(n->base, -1, EV_PERSIST, stop_check_cb, n);
     n->sig_ev[0] = evsignal_new(n->base, SIGTERM, signal_cb, n);
@@ -706,6 +737,7 @@ void ig_node_free(ig_node *n)
         }
         for (int k = 0; l->slots && k < l->n_slots; k++)
             node_slot_deinit(&l->slots[k]);
+        free(l->enroll_token);
         free(l->slots);
         if (l->reconnect_ev)
             event_free(l->reconnect_ev);

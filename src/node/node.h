@@ -30,6 +30,8 @@ typedef struct {
     int32_t n_ctx;             /* context per slot; 0 = min(model's, 4096) */
     const char *data_dir;      /* key pair and enrolment record; NULL = "./idlegrid-node" */
     const char *enroll_token;  /* sent until the first welcome */
+    const char *enroll_token_file; /* one token per line: simulated node i presents line i
+                                      (--count with one-time tokens); overrides enroll_token */
     const char *name;          /* NULL = hostname */
     bool synthetic;
     double rate;               /* synthetic tokens per second per job; 0 = 50 */

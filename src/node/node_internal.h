@@ -89,6 +89,7 @@ struct node_link {
     ig_net_keypair kp;
     char name[IG_NET_MAX_ID + 1];
     char node_id[IG_NET_MAX_ID + 1];
+    char *enroll_token;   /* from the token file, or NULL: the configured one */
     bool enrolled;
     int32_t backoff_ms;
     int32_t heartbeat_ms;

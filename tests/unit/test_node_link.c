@@ -620,6 +620,34 @@ static void test_one_process_hosts_many_synthetic_nodes_with_distinct_keys(void 
     assert_int_equal(stop_node(p, SIGTERM), 0);
 }
 
+static void test_token_file_gives_each_simulated_node_its_own_token(void **state)
+{
+    peer *p = *state;
+    char path[128];
+    snprintf(path, sizeof path, "%s.tokens", p->dir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 12; i++)
+        fprintf(f, "tok-%02d\n", i);
+    fclose(f);
+    const char *args[] = {"--synthetic", "--count", "12", "--enroll-token-file", path, NULL};
+    p->keep_all = true;
+    spawn_node(p, args);
+    bool seen[12] = {false};
+    for (int n = 0; n < 12; n++) {
+        ig_msg m = next_msg(p, 10000, NULL);
+        assert_int_equal(m.type, IG_MSG_HELLO);
+        assert_non_null(m.hello.enroll_token);
+        int k = -1;
+        assert_int_equal(sscanf(m.hello.enroll_token, "tok-%d", &k), 1);
+        assert_true(k >= 0 && k < 12);
+        assert_false(seen[k]);
+        seen[k] = true;
+        ig_msg_deinit(&m);
+    }
+    assert_int_equal(stop_node(p, SIGTERM), 0);
+    unlink(path);
+}
+
 /* ---- real model ---- */
 
 static const char *edge_model(void)
@@ -726,6 +754,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_synthetic_jobs_accept_stream_indexed_tokens_and_finish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_hands_running_jobs_back_and_exits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_process_hosts_many_synthetic_nodes_with_distinct_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_file_gives_each_simulated_node_its_own_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_model_node_streams_the_engines_tokens_and_resumes_exactly, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
