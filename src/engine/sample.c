@@ -261,11 +261,12 @@ int32_t ig_sample(const ig_sampler_params *p, const float *logits, int32_t n_voc
                     break;
             }
             if (!sorted) {
-                /* the kept ones sit at cand[n-kept..n), best last: move them to the front */
-                for (int32_t i = 0; i < kept; i++) {
+                /* the kept ones sit at cand[n-kept..n), best last: reversing the whole
+                 * array puts them at the front, best first */
+                for (int32_t i = 0, j = n - 1; i < j; i++, j--) {
                     ig_token_prob t = cand[i];
-                    cand[i] = cand[n - 1 - i];
-                    cand[n - 1 - i] = t;
+                    cand[i] = cand[j];
+                    cand[j] = t;
                 }
                 sorted = true;
             }

@@ -330,6 +330,21 @@ static void test_sampler_draw_is_a_pure_function_of_seed_and_position(void)
         CHECK(fabs((double)counts[i] / DRAWS - probs[i]) < 0.015, "token %d drawn %.3f of the time, p = %.3f", i,
               (double)counts[i] / DRAWS, probs[i]);
 
+    /* top-p 0.9 keeps the three most likely (0.61 + 0.22 + 0.14 >= 0.9), renormalised */
+    p.top_p = 0.9f;
+    int kept_counts[4] = {0};
+    for (int64_t pos = 0; pos < DRAWS; pos++) {
+        float lp2;
+        kept_counts[ig_sample(&p, logits, 4, NULL, 0, pos, &lp2, scratch)]++;
+    }
+    CHECK(kept_counts[3] == 0, "top_p 0.9 drew the least likely token %d times", kept_counts[3]);
+    for (int i = 0; i < 3; i++) {
+        double want = probs[i] / (probs[0] + probs[1] + probs[2]);
+        CHECK(fabs((double)kept_counts[i] / DRAWS - want) < 0.015, "top_p: token %d drawn %.3f, want %.3f", i,
+              (double)kept_counts[i] / DRAWS, want);
+    }
+    p.top_p = 1.0f;
+
     /* filters that leave one candidate make sampling greedy */
     float lp;
     p.top_k = 1;
