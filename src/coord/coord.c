@@ -37,7 +37,8 @@ ig_coord *ig_coord_new(struct event_base *base, const ig_coord_config *cfg, ig_e
     c->started_ms = (int64_t)time(NULL) * 1000;
     c->queue = malloc(sizeof *c->queue);
     c->keys = calloc(MAX_KEY_STATES, sizeof *c->keys);
-    if (!c->queue || !c->keys) {
+    c->job_buckets = calloc(JOB_BUCKETS, sizeof *c->job_buckets);
+    if (!c->queue || !c->keys || !c->job_buckets) {
         ig_err_set(err, IG_ERR_NOMEM, "out of memory");
         ig_coord_free(c);
         return NULL;
@@ -68,6 +69,7 @@ void ig_coord_free(ig_coord *c)
     free(c->snapshot);
     free(c->queue);
     free(c->keys);
+    free(c->job_buckets);
     free(c);
 }
 

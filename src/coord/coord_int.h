@@ -24,9 +24,11 @@
 #define MAX_JOB_ATTEMPTS 6      /* offers (rejects, handbacks, failures) before giving up */
 #define MAX_NODE_METRICS 1024   /* distinct node ids tracked in /metrics */
 #define MAX_KEY_STATES 4096     /* API keys with live rate/concurrency state */
+#define JOB_BUCKETS 8192        /* job id hash table (chained; jobs are bounded by the queue) */
 
 typedef struct ig_job ig_job;
 typedef struct node_conn node_conn;
+typedef struct node_metrics node_metrics;
 
 struct node_conn {
     ig_coord *c;
@@ -45,6 +47,7 @@ struct node_conn {
     int32_t slots;
     int32_t active;            /* our count: OFFERED + RUNNING jobs on it */
     double tokens_per_second;
+    node_metrics *metrics;     /* its /metrics series (stable: a fixed array) */
     node_conn *next, *prev;
 };
 
@@ -104,14 +107,15 @@ struct ig_job {
     bool sent_role;            /* chat stream: first delta carried the role */
     bool served_cloud;         /* the last node to work on it is of class cloud */
     ig_job *next, *prev;
+    ig_job *bucket_next;       /* chain in c->job_buckets */
 };
 
-typedef struct {
+struct node_metrics {
     char node_id[32];
     uint64_t tokens;
     uint64_t jobs;
     uint64_t failovers_from;
-} node_metrics;
+};
 
 #define N_LAT_BUCKETS 12
 typedef struct {
@@ -144,6 +148,7 @@ struct ig_coord {
     int32_t n_ready;
     ig_job *jobs;
     int32_t n_jobs;
+    ig_job **job_buckets;      /* JOB_BUCKETS chains, by hash of the job id */
     ig_sched_queue *queue;
     ig_sched_node *snapshot;   /* scratch for scheduling */
     size_t snapshot_cap;

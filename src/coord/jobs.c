@@ -23,6 +23,7 @@
 #include <time.h>
 
 static void deadline_cb(evutil_socket_t fd, short what, void *arg);
+static size_t bucket_of(const char *id);
 
 ig_job *job_new(ig_coord *c, ig_coord_request *req, const ig_coord_key_info *key,
                 key_state *ks, struct evhttp_request *http)
@@ -69,12 +70,25 @@ ig_job *job_new(ig_coord *c, ig_coord_request *req, const ig_coord_key_info *key
         c->jobs->prev = j;
     c->jobs = j;
     c->n_jobs++;
+    size_t b = bucket_of(j->id);
+    j->bucket_next = c->job_buckets[b];
+    c->job_buckets[b] = j;
     return j;
 }
 
+static size_t bucket_of(const char *id)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (size_t)(h % JOB_BUCKETS);
+}
+
+/* Every node message names its job: a hash lookup keeps that O(1) with thousands of
+ * streams. */
 ig_job *job_find(ig_coord *c, const char *job_id)
 {
-    for (ig_job *j = c->jobs; j; j = j->next)
+    for (ig_job *j = c->job_buckets[bucket_of(job_id)]; j; j = j->bucket_next)
         if (strcmp(j->id, job_id) == 0)
             return j;
     return NULL;
@@ -98,6 +112,11 @@ static void job_free(ig_job *j)
     if (j->next)
         j->next->prev = j->prev;
     c->n_jobs--;
+    for (ig_job **pp = &c->job_buckets[bucket_of(j->id)]; *pp; pp = &(*pp)->bucket_next)
+        if (*pp == j) {
+            *pp = j->bucket_next;
+            break;
+        }
     if (j->ks && j->ks->running > 0)
         j->ks->running--;
     if (j->deadline_ev)
@@ -487,7 +506,7 @@ void job_on_accept(ig_job *j)
     j->state = JOB_RUNNING;
     add_history(j, j->node);
     j->served_cloud = j->node->cloud;
-    metrics_node(j->c, j->node->node_id)->jobs++;
+    j->node->metrics->jobs++;
     if (j->req.stream)
         start_stream(j);
 }
@@ -514,7 +533,7 @@ void job_on_node_lost(ig_job *j, const char *why, bool count_failover)
     if (n) {
         if (j->n_exclude < IG_SCHED_MAX_EXCLUDE)
             j->exclude[j->n_exclude++] = n->handle;
-        metrics_node(c, n->node_id)->failovers_from++;
+        n->metrics->failovers_from++;
     }
     release_node(j);
     if (count_failover) {
@@ -617,7 +636,7 @@ void job_on_tokens(ig_job *j, const ig_msg_tokens *t)
         metrics_first_token(j->c, (double)(j->first_token_ms - j->accepted_ms) / 1000.0);
     }
     if (j->node) {
-        metrics_node(j->c, j->node->node_id)->tokens += (uint64_t)(j->n_tokens - first_new);
+        j->node->metrics->tokens += (uint64_t)(j->n_tokens - first_new);
         j->c->m.tokens_total += (uint64_t)(j->n_tokens - first_new);
     }
     if (j->req.stream) {

@@ -113,7 +113,7 @@ static void on_auth(node_conn *n, const ig_msg_auth *a)
     c->n_ready++;
     for (int32_t i = 0; i < n->n_models; i++)
         remember_model(c, n->models[i]);
-    metrics_node(c, n->node_id);
+    n->metrics = metrics_node(c, n->node_id);
     ig_net_log(IG_LOG_INFO, "node_ready",
                json_pack("{s:s,s:s,s:s,s:i,s:f,s:b}", "node", n->node_id, "name", n->name, "model",
                          n->n_models ? n->models[0] : "", "slots", n->slots, "tokens_per_second",
