@@ -19,11 +19,13 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +59,7 @@ struct ig_net_conn {
     struct event *fail_ev;
     int32_t hb_ms;
     int64_t last_rx_ms;
+    bool tls;
     ig_err pending_reason;
 };
 
@@ -372,12 +375,13 @@ static void set_nodelay(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-static void describe_ssl_errors(char *out, size_t cap)
+/* libevent moves OpenSSL's error queue into the bufferevent; read it from there. */
+static void describe_ssl_errors(struct bufferevent *bev, bool tls, char *out, size_t cap)
 {
     unsigned long e;
     out[0] = '\0';
     size_t used = 0;
-    while ((e = ERR_get_error()) != 0 && used + 8 < cap) {
+    while (tls && (e = bufferevent_get_openssl_error(bev)) != 0 && used + 8 < cap) {
         char buf[256];
         ERR_error_string_n(e, buf, sizeof buf);
         int n = snprintf(out + used, cap - used, "%s%s", used ? "; " : "", buf);
@@ -416,7 +420,9 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         } else {
             int e = EVUTIL_SOCKET_ERROR();
             char ssl[256];
-            describe_ssl_errors(ssl, sizeof ssl);
+            describe_ssl_errors(bev, c->tls, ssl, sizeof ssl);
+            if (!ssl[0])
+                ERR_clear_error();
             if (!c->opened && c->dialed)
                 snprintf(reason, sizeof reason, "connect to %s failed: %s%s%s", c->label,
                          e ? evutil_socket_error_to_string(e) : "error", ssl[0] ? "; TLS: " : "",
@@ -485,6 +491,7 @@ static ig_net_conn *conn_alloc(struct event_base *base, const ig_net_conn_opts *
     c->max_frame = opts && opts->max_frame ? opts->max_frame : IG_NET_FRAME_MAX_DEFAULT;
     c->max_output = opts && opts->max_output ? opts->max_output : DEFAULT_MAX_OUTPUT;
     c->quiet = opts && opts->quiet;
+    c->tls = opts && opts->tls;
     if (opts && opts->label)
         snprintf(c->label, sizeof c->label, "%s", opts->label);
     c->task_ev = event_new(base, -1, 0, task_cb, c);
@@ -582,8 +589,16 @@ ig_net_conn *ig_net_conn_dial(struct event_base *base, const char *host, int por
     if (opts && opts->tls) {
         SSL *ssl = SSL_new(opts->tls);
         if (ssl && opts->tls_hostname) {
-            SSL_set_tlsext_host_name(ssl, opts->tls_hostname);
-            SSL_set1_host(ssl, opts->tls_hostname);
+            /* An IP literal is checked against the certificate's IP addresses and
+             * sent without SNI; a name is checked against its DNS names. */
+            unsigned char ip[16];
+            if (inet_pton(AF_INET, opts->tls_hostname, ip) == 1 ||
+                inet_pton(AF_INET6, opts->tls_hostname, ip) == 1) {
+                X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), opts->tls_hostname);
+            } else {
+                SSL_set_tlsext_host_name(ssl, opts->tls_hostname);
+                SSL_set1_host(ssl, opts->tls_hostname);
+            }
         }
         c->bev = ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
                                                       BEV_OPT_CLOSE_ON_FREE)

@@ -293,6 +293,92 @@ static void test_free_inside_on_close_is_safe(void **state)
     assert_null(f->server.conn);
 }
 
+/* ---- TLS ---- */
+
+#include "test_net_tls.h"
+
+typedef struct {
+    char dir[64], cert[96], key[96];
+    SSL_CTX *server, *client;
+} tls_files;
+
+static void tls_setup(fixture *f, tls_files *t, bool verify)
+{
+    snprintf(t->dir, sizeof t->dir, "/tmp/ig-net-tls-XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    snprintf(t->cert, sizeof t->cert, "%s/cert.pem", t->dir);
+    snprintf(t->key, sizeof t->key, "%s/key.pem", t->dir);
+    assert_true(test_net_make_cert(t->cert, t->key));
+    ig_err err;
+    t->server = ig_net_tls_server_ctx(t->cert, t->key, &err);
+    if (!t->server)
+        fail_msg("%s", err.msg);
+    t->client = ig_net_tls_client_ctx(t->cert, verify, &err);
+    if (!t->client)
+        fail_msg("%s", err.msg);
+    f->server_opts.tls = t->server;
+}
+
+static void tls_teardown(tls_files *t)
+{
+    ig_net_tls_free(t->server);
+    ig_net_tls_free(t->client);
+    unlink(t->cert);
+    unlink(t->key);
+    rmdir(t->dir);
+}
+
+static void test_tls_link_carries_messages_and_checks_the_certificate(void **state)
+{
+    fixture *f = *state;
+    tls_files t;
+    tls_setup(f, &t, true);
+    ig_net_conn_opts copts = {0};
+    copts.tls = t.client;
+    copts.tls_hostname = "127.0.0.1";
+    ig_err err;
+    f->client.conn = ig_net_conn_dial(f->base, "127.0.0.1", ig_net_listener_port(f->listener), &copts,
+                                      &CALLBACKS, &f->client, &err);
+    assert_non_null(f->client.conn);
+    RUN_UNTIL(f, f->client.opened && f->server.opened);
+    ig_msg m;
+    ig_msg_init(&m, IG_MSG_PING);
+    m.ping.t = 5;
+    assert_int_equal(ig_net_conn_send(f->client.conn, &m, NULL), IG_OK);
+    RUN_UNTIL(f, f->server.n_msgs == 1 && f->client.n_msgs == 1);
+    assert_int_equal(f->server.types[0], IG_MSG_PING);
+    assert_int_equal(f->client.types[0], IG_MSG_PONG);
+    ig_net_conn_free(f->client.conn);
+    ig_net_conn_free(f->server.conn);
+    memset(&f->client, 0, sizeof f->client);
+    memset(&f->server, 0, sizeof f->server);
+
+    /* a name the certificate does not hold: the handshake fails, nothing opens */
+    copts.tls_hostname = "example.org";
+    f->client.conn = ig_net_conn_dial(f->base, "127.0.0.1", ig_net_listener_port(f->listener), &copts,
+                                      &CALLBACKS, &f->client, &err);
+    RUN_UNTIL(f, f->client.closed);
+    assert_false(f->client.opened);
+    if (!strstr(f->client.close_reason.msg, "certificate verify failed"))
+        fail_msg("close reason: %s", f->client.close_reason.msg);
+    RUN_UNTIL(f, f->server.closed || !f->server.conn);
+    ig_net_conn_free(f->client.conn);
+    ig_net_conn_free(f->server.conn);
+    memset(&f->client, 0, sizeof f->client);
+    memset(&f->server, 0, sizeof f->server);
+
+    /* a plain-TCP peer on a TLS listener: closed, never opened */
+    dial(f);
+    RUN_UNTIL(f, f->client.opened);
+    ig_msg_init(&m, IG_MSG_PING);
+    m.ping.t = 6;
+    ig_net_conn_send(f->client.conn, &m, NULL);
+    RUN_UNTIL(f, f->server.closed);
+    assert_false(f->server.opened);
+    assert_int_equal(f->server.n_msgs, 0);
+    tls_teardown(&t);
+}
+
 int main(void)
 {
     ig_net_log_set_level(IG_LOG_OFF);
@@ -306,6 +392,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_silent_peer_is_declared_dead_after_three_heartbeats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_connect_is_reported_through_on_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_inside_on_close_is_safe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_link_carries_messages_and_checks_the_certificate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

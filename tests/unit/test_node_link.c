@@ -53,6 +53,7 @@ typedef struct {
     bool keep_all;          /* keep every accepted connection (many simulated nodes) */
     ig_net_conn *all[128];
     int n_all;
+    struct ssl_ctx_st *tls;  /* serve the link over TLS */
 } peer;
 
 static void on_msg(ig_net_conn *c, ig_msg *m, void *user)
@@ -97,7 +98,9 @@ static void on_accept(int fd, const char *peer_name, void *user)
     if (p->cur && !p->keep_all)
         ig_net_conn_free(p->cur);
     ig_err err;
-    p->cur = ig_net_conn_accept(p->base, fd, NULL, &PEER_CB, p, &err);
+    ig_net_conn_opts opts = {0};
+    opts.tls = p->tls;
+    p->cur = ig_net_conn_accept(p->base, fd, &opts, &PEER_CB, p, &err);
     if (p->keep_all && p->n_all < 128)
         p->all[p->n_all++] = p->cur;
     if (p->n_accepts < 256)
@@ -260,6 +263,8 @@ static int teardown(void **state)
     }
     ig_net_listener_free(p->listener);
     event_base_free(p->base);
+    if (p->tls)
+        ig_net_tls_free(p->tls);
     char cmd[256];
     if (getenv("IG_KEEP_LOGS"))
         fprintf(stderr, "node log: %s\n", p->log_path);
@@ -648,6 +653,52 @@ static void test_token_file_gives_each_simulated_node_its_own_token(void **state
     unlink(path);
 }
 
+#include "test_net_tls.h"
+
+static void test_node_dials_over_tls_and_checks_the_coordinator_certificate(void **state)
+{
+    peer *p = *state;
+    char cert[128], key[128];
+    snprintf(cert, sizeof cert, "%s.cert.pem", p->dir);
+    snprintf(key, sizeof key, "%s.key.pem", p->dir);
+    assert_true(test_net_make_cert(cert, key));
+    ig_err err;
+    p->tls = ig_net_tls_server_ctx(cert, key, &err);
+    assert_non_null(p->tls);
+    const char *args[] = {"--synthetic", "--tls", "--tls-ca", cert, NULL};
+    spawn_node(p, args);
+    ig_msg hello = handshake(p, "node-tls", 1000);
+    ig_msg_deinit(&hello);
+    send_job(p, "job-t", "edge", 3, NULL, 0, 1);
+    ig_msg m = expect_msg(p, IG_MSG_ACCEPT, 5000);
+    ig_msg_deinit(&m);
+    int32_t ids[8];
+    ig_msg done;
+    assert_int_equal(collect(p, "job-t", 0, ids, 8, NULL, 0, &done), 3);
+    ig_msg_deinit(&done);
+    assert_int_equal(stop_node(p, SIGTERM), 0);
+
+    /* a node trusting another CA refuses this coordinator and keeps retrying */
+    char cert2[128], key2[128];
+    snprintf(cert2, sizeof cert2, "%s.cert2.pem", p->dir);
+    snprintf(key2, sizeof key2, "%s.key2.pem", p->dir);
+    assert_true(test_net_make_cert(cert2, key2));
+    const char *args2[] = {"--synthetic", "--tls", "--tls-ca", cert2, NULL};
+    int accepts = p->n_accepts;
+    spawn_node(p, args2);
+    PUMP_UNTIL(p, p->n_accepts >= accepts + 2, 5000);
+    assert_true(p->qh == p->qt); /* no hello ever arrived */
+    assert_int_equal(stop_node(p, SIGTERM), 0);
+    char *log = read_log(p);
+    bool refused = strstr(log, "certificate verify failed") != NULL;
+    free(log);
+    assert_true(refused);
+    unlink(cert);
+    unlink(key);
+    unlink(cert2);
+    unlink(key2);
+}
+
 /* ---- real model ---- */
 
 static const char *edge_model(void)
@@ -755,6 +806,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigterm_hands_running_jobs_back_and_exits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_process_hosts_many_synthetic_nodes_with_distinct_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_file_gives_each_simulated_node_its_own_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_dials_over_tls_and_checks_the_coordinator_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_model_node_streams_the_engines_tokens_and_resumes_exactly, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
