@@ -61,6 +61,13 @@ void ig_coord_free(ig_coord *c)
     if (!c)
         return;
     jobs_free_all(c);
+    /* Let those final replies (error events, 503s) reach their buyers before the
+     * connections close: a few non-blocking turns of the loop flush them. Called after
+     * the loop has stopped, never from inside one of its callbacks. */
+    if (c->http)
+        for (int i = 0; i < 8; i++)
+            event_base_loop(c->base, EVLOOP_NONBLOCK);
+    jobs_free_all(c); /* any request that arrived meanwhile */
     coord_nodes_stop(c);
     coord_api_stop(c);
     if (c->pump_ev)

@@ -2,7 +2,7 @@
 // that none of them disturbs another client. Runs against `idlegrid serve` with
 // deterministic test peers (the API layer does not depend on the engine).
 import { assert, run, startCoordinator, createKey, startNode, waitNodes, post, readSSE, streamText, cli,
-         stop } from './grid.mjs';
+         stop, waitFor } from './grid.mjs';
 
 let coord, key, nodes = [];
 
@@ -162,9 +162,27 @@ await run({
     const h = await (await fetch(`${coord.url}/healthz`)).json();
     assert.equal(h.status, 'ok');
   },
+  async test_shutdown_answers_every_running_request() {
+    // SIGTERM the coordinator mid-request: the stream ends with an error event and the
+    // waiting non-streamed request gets a 503; nothing is left hanging.
+    for (const n of nodes) n.kill('SIGCONT');
+    // the hung "slow" node was dropped for silence above: a fresh one
+    nodes.push(startNode(coord, { name: 'slow-2', model: 'slow', peer: true, rate: 10, slots: 1 }));
+    await waitFor('a slow node', async () => (await (await fetch(`${coord.url}/v1/models/slow`,
+                  { headers: { Authorization: `Bearer ${key}` } })).status) === 200, 10000);
+    const streamRes = await post(coord.url, '/v1/completions', key, { model: 'slow', prompt: 'x', max_tokens: 50, stream: true });
+    assert.equal(streamRes.status, 200);
+    const plain = post(coord.url, '/v1/completions', key, { model: 'edge', prompt: 'x', max_tokens: 8000 });
+    const reading = readSSE(streamRes, (ev, all) => { if (all.length === 2) coord.proc.kill('SIGTERM'); });
+    const { events, done } = await reading;
+    const last = events[events.length - 1];
+    assert.ok(last.error && last.error.code === 'shutting_down', JSON.stringify(last));
+    assert.ok(!done);
+    await expectError(await plain, 503, { code: 'shutting_down' });
+    const r = await coord.proc.exited;
+    assert.equal(r.code, 0, `coordinator exit ${JSON.stringify(r)}`);
+  },
   async teardown() {
     for (const n of nodes) { n.kill('SIGCONT'); await stop(n); }
-    const r = await stop(coord.proc);
-    assert.equal(r.code, 0, `coordinator exit ${JSON.stringify(r)}`);
   },
 });
