@@ -172,6 +172,10 @@ ig_ctx *ig_ctx_new(const ig_model *m, const ig_ctx_params *params, ig_err *err)
     }
     if (!weight_types_supported(m, k, err))
         return NULL;
+    if (p.kv_type == IG_TYPE_F16 && !k->to_float[IG_TYPE_F16]) {
+        ig_err_set(err, IG_ERR_UNSUPPORTED, "the %s kernels cannot read an f16 KV cache", k->isa);
+        return NULL;
+    }
 
     ig_ctx *c = calloc(1, sizeof *c);
     if (!c) {
@@ -355,9 +359,7 @@ static const float *kv_head(const ig_ctx *c, void *cache, int layer, int32_t j, 
     const char *src = kv_row(c, cache, layer, j) + (size_t)kvh * ig_type_row_bytes(c->kv_type, hd);
     if (c->kv_type == IG_TYPE_F32)
         return (const float *)src;
-    const uint16_t *h = (const uint16_t *)src;
-    for (int i = 0; i < hd; i++)
-        buf[i] = ig_fp16_to_fp32(h[i]);
+    c->k->to_float[IG_TYPE_F16](src, buf, hd); /* exact in every kernel set */
     return buf;
 }
 

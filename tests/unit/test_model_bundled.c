@@ -1,7 +1,8 @@
 /*
  * test_model_bundled.c — the bundled models reproduce their reference outputs
  * through the real command line, for every case in MODEL.expected.json as written:
- *   `idlegrid generate -m MODEL -p PROMPT --temp 0 -n N` prints exactly "greedy";
+ *   `idlegrid generate -m MODEL -p PROMPT --temp 0 -n N` prints exactly "greedy", and
+ *   with `--stop S` (S a piece of that text) exactly what comes before S;
  *   `idlegrid score -m MODEL -p PROMPT --top 5` lists the "top5" ids in order with
  *   log-probabilities within the tolerance (2e-3 by default).
  *
@@ -26,7 +27,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s (line %d)\n", expected, jerr.text, jerr.line);
         return 1;
     }
-    int failures = 0;
+    int failures = 0, stop_checks = 0;
     double worst = 0.0;
     size_t ci;
     json_t *cs;
@@ -45,7 +46,7 @@ int main(int argc, char **argv)
         char *gen_argv[32] = {(char *)bin, "generate", "-m", (char *)model, "-p", (char *)prompt,
                               "--temp", "0", "-n", n_str};
         int k = 10;
-        for (int i = 5; i < argc && k < 30; i++)
+        for (int i = 5; i < argc && k < 28; i++) /* room for --stop S NULL */
             gen_argv[k++] = argv[i];
         gen_argv[k] = NULL;
         int status;
@@ -57,6 +58,33 @@ int main(int argc, char **argv)
             failures++;
         }
         free(out);
+
+        /* --stop: a piece of the greedy text ends the output right before its first occurrence */
+        size_t glen = strlen(greedy);
+        if (glen >= 16) {
+            char stop[8];
+            size_t at = glen / 2;
+            while (at < glen && ((unsigned char)greedy[at] & 0xC0) == 0x80)
+                at++; /* start on a character boundary */
+            snprintf(stop, sizeof stop, "%.5s", greedy + at);
+            while (strlen(stop) && ((unsigned char)stop[strlen(stop) - 1] & 0x80))
+                stop[strlen(stop) - 1] = '\0'; /* and end on one (ASCII) */
+            if (strlen(stop) >= 2) {
+                size_t want = (size_t)(strstr(greedy, stop) - greedy);
+                gen_argv[k] = "--stop";
+                gen_argv[k + 1] = stop;
+                gen_argv[k + 2] = NULL;
+                out = run_capture(gen_argv, &status, &len, 0);
+                stop_checks++;
+                if (!out || status != 0 || len != want || memcmp(out, greedy, want) != 0) {
+                    fprintf(stderr, "case %zu (%s): --stop \"%s\": got \"%s\", expected the first %zu bytes\n", ci,
+                            prompt, stop, out ? out : "", want);
+                    failures++;
+                }
+                free(out);
+                gen_argv[k] = NULL;
+            }
+        }
 
         /* score --top 5 */
         char *score_argv[32] = {(char *)bin, "score", "-m", (char *)model, "-p", (char *)prompt, "--top", "5"};
@@ -101,8 +129,8 @@ int main(int argc, char **argv)
         }
         json_decref(got);
     }
-    printf("%s: %zu cases, %d failures, largest top-5 logprob difference %.2e (tolerance %.1e)\n", model,
-           json_array_size(json_object_get(root, "cases")), failures, worst, tol);
+    printf("%s: %zu cases (%d with --stop), %d failures, largest top-5 logprob difference %.2e (tolerance %.1e)\n", model,
+           json_array_size(json_object_get(root, "cases")), stop_checks, failures, worst, tol);
     json_decref(root);
     return failures ? 1 : 0;
 }
