@@ -10,7 +10,7 @@ PACKAGES=(
   libevent-dev libjansson-dev libsqlite3-dev libsodium-dev libpq-dev libssl-dev libcurl4-openssl-dev
   libcmocka-dev
   jq                                       # bench/run.sh reads `idlegrid bench --json`
-  sqlite3 postgresql curl procps
+  sqlite3 postgresql curl procps openssl
   nodejs npm
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # ARM (NEON) build, run under qemu
   chromium chromium-driver                 # dashboard tests in a real browser

@@ -26,15 +26,18 @@ int ig_cmd_serve(int argc, char **argv)
     const char *node_listen = "127.0.0.1:7070";
     int heartbeat_ms = 2000;
     int deadline_ms = 120000;
+    const char *tls_cert = NULL, *tls_key = NULL;
     const ig_flag flags[] = {
         {"data", 'd', IG_FLAG_STRING, &data, "DIR", "state directory (default ./idlegrid-data)"},
         {"listen", 'l', IG_FLAG_STRING, &listen, "HOST:PORT", "buyer API address (default 127.0.0.1:8080; port 0 = any)"},
         {"node-listen", 0, IG_FLAG_STRING, &node_listen, "HOST:PORT", "node link address (default 127.0.0.1:7070)"},
         {"heartbeat-ms", 0, IG_FLAG_INT, &heartbeat_ms, "MS", "node heartbeat interval (default 2000)"},
         {"deadline-ms", 0, IG_FLAG_INT, &deadline_ms, "MS", "default request deadline (default 120000)"},
+        {"tls-cert", 0, IG_FLAG_STRING, &tls_cert, "FILE", "node link over TLS: certificate chain (PEM)"},
+        {"tls-key", 0, IG_FLAG_STRING, &tls_key, "FILE", "node link over TLS: private key (PEM)"},
     };
     const ig_cli_spec spec = {
-        "idlegrid serve [--data DIR] [--listen HOST:PORT] [--node-listen HOST:PORT]",
+        "idlegrid serve [--data DIR] [--listen HOST:PORT] [--node-listen HOST:PORT] [--tls-cert FILE --tls-key FILE]",
         "Runs the coordinator: the OpenAI-compatible API for buyers, the listener nodes dial "
         "into, the scheduler and the store. Stops cleanly on Ctrl-C or SIGTERM.",
         flags, (int)(sizeof flags / sizeof flags[0]), 0, 0};
@@ -64,6 +67,7 @@ int ig_cmd_serve(int argc, char **argv)
     ig_coord_config cfg = {
         .data_dir = data, .api_host = api_host, .api_port = api_port, .node_host = node_host,
         .node_port = node_port, .heartbeat_ms = heartbeat_ms, .default_deadline_ms = deadline_ms,
+        .tls_cert = tls_cert, .tls_key = tls_key,
     };
     ig_coord *c = ig_coord_new(base, &cfg, &err);
     if (!c) {
@@ -75,8 +79,8 @@ int ig_cmd_serve(int argc, char **argv)
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
-    printf("idlegrid serve: API http://%s:%d/v1  nodes %s:%d  data %s\n", api_host,
-           ig_coord_api_port(c), node_host, ig_coord_node_port(c), data);
+    printf("idlegrid serve: API http://%s:%d/v1  nodes %s:%d%s  data %s\n", api_host,
+           ig_coord_api_port(c), node_host, ig_coord_node_port(c), tls_cert ? " (TLS)" : "", data);
     fflush(stdout);
     event_base_dispatch(base);
     ig_coord_free(c);

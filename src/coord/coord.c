@@ -72,6 +72,8 @@ void ig_coord_free(ig_coord *c)
     coord_api_stop(c);
     if (c->pump_ev)
         event_free(c->pump_ev);
+    if (c->tls)
+        ig_net_tls_free(c->tls);
     ig_coord_store_close(c->store);
     free(c->snapshot);
     free(c->queue);

@@ -237,6 +237,8 @@ typedef struct {
     int heartbeat_ms;            /* default 2000; silent 3 intervals = dead */
     int64_t default_deadline_ms; /* default 120000 */
     int32_t max_pending;         /* queued jobs (default 1024) */
+    const char *tls_cert;        /* node link over TLS: PEM certificate chain and key */
+    const char *tls_key;         /* (both NULL = plain TCP) */
     bool quiet;                  /* no request logs on stderr */
 } ig_coord_config;
 

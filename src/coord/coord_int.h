@@ -142,6 +142,7 @@ struct ig_coord {
     struct evhttp_bound_socket *http_sock;
     int api_port;
     ig_net_listener *listener;
+    struct ssl_ctx_st *tls;    /* node link TLS context, or NULL */
     uint64_t next_handle;
     uint64_t next_seq;
     node_conn *nodes;

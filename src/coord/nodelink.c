@@ -237,7 +237,7 @@ static void on_accept(int fd, const char *peer, void *user)
     n->handle = ++c->next_handle;
     n->state = NODE_HELLO;
     static const ig_net_callbacks cb = {.on_msg = on_msg, .on_close = on_close};
-    ig_net_conn_opts opts = {.label = peer};
+    ig_net_conn_opts opts = {.label = peer, .tls = c->tls};
     ig_err err;
     ig_err_clear(&err);
     n->link = ig_net_conn_accept(c->base, fd, &opts, &cb, n, &err);
@@ -256,8 +256,17 @@ static void on_accept(int fd, const char *peer, void *user)
 
 ig_code coord_nodes_start(ig_coord *c, ig_err *err)
 {
+    if (c->cfg.tls_cert || c->cfg.tls_key) {
+        if (!c->cfg.tls_cert || !c->cfg.tls_key)
+            return ig_err_set(err, IG_ERR_INVALID, "node link TLS needs both a certificate and a key");
+        c->tls = ig_net_tls_server_ctx(c->cfg.tls_cert, c->cfg.tls_key, err);
+        if (!c->tls)
+            return ig_err_wrap(err, "node link TLS");
+    }
     char hp[300];
-    snprintf(hp, sizeof hp, "%s:%d", c->cfg.node_host, c->cfg.node_port);
+    /* IPv6 literals need brackets in HOST:PORT */
+    snprintf(hp, sizeof hp, strchr(c->cfg.node_host, ':') ? "[%s]:%d" : "%s:%d", c->cfg.node_host,
+             c->cfg.node_port);
     c->listener = ig_net_listener_new(c->base, hp, on_accept, c, err);
     if (!c->listener)
         return ig_err_wrap(err, "node listener on %s", hp);

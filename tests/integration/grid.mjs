@@ -69,11 +69,11 @@ export function cli(args) {
 }
 
 // A coordinator (`idlegrid serve`) with its own data dir and free ports.
-export async function startCoordinator({ heartbeatMs = 500 } = {}) {
+export async function startCoordinator({ heartbeatMs = 500, extra = [] } = {}) {
   const data = tempDir();
   const p = start(BIN, ['serve', '--data', data, '--listen', '127.0.0.1:0', '--node-listen', '127.0.0.1:0',
-                        '--heartbeat-ms', String(heartbeatMs)]);
-  const m = await waitFor('coordinator to listen', () => /API (http:\/\/\S+)\/v1\s+nodes (\S+)/.exec(p.out), 15000);
+                        '--heartbeat-ms', String(heartbeatMs), ...extra]);
+  const m = await waitFor('coordinator to listen', () => /API (http:\/\/\S+)\/v1\s+nodes ([0-9.:]+)/.exec(p.out), 15000);
   return { proc: p, data, url: m[1], nodeAddr: m[2] };
 }
 
@@ -84,12 +84,13 @@ export function createKey(data, { rate = 0, concurrency = 0, name = 'test' } = {
 
 // A node process: the real agent (`idlegrid node`) or the deterministic test peer.
 export function startNode(coord, { name, model = 'edge', cls = 'edge', peer = false, rate = 200, slots = 4,
-                                   modelFile = null, threads = 1 } = {}) {
+                                   modelFile = null, threads = 1, tls = false } = {}) {
   const token = cli(['nodes', 'token', '--data', coord.data]);
   const dir = tempDir('idlegrid-node-');
   if (peer) {
     return start(TESTPEER, ['--coordinator', coord.nodeAddr, '--model', model, '--class', cls, '--data', dir,
-                            '--enroll-token', token, '--name', name, '--rate', String(rate), '--slots', String(slots)]);
+                            '--enroll-token', token, '--name', name, '--rate', String(rate), '--slots', String(slots),
+                            ...(tls ? ['--tls', '1'] : [])]);
   }
   return start(BIN, ['node', '--coordinator', coord.nodeAddr, '--model', modelFile || join(MODELS, `${model}.gguf`),
                      '--class', cls, '--data', dir, '--enroll-token', token, '--name', name,

@@ -9,7 +9,7 @@
  * coordinator's failover and fairness independently of the engine.
  *
  *   ig_testpeer --coordinator HOST:PORT --model ID [--class edge|cloud] --data DIR
- *               [--enroll-token T] [--name N] [--rate TOK_PER_S] [--slots N]
+ *               [--enroll-token T] [--name N] [--rate TOK_PER_S] [--slots N] [--tls 1]
  */
 #include "net.h"
 
@@ -265,6 +265,7 @@ int main(int argc, char **argv)
     peer p;
     memset(&p, 0, sizeof p);
     const char *coord = NULL, *data = NULL;
+    bool tls = false;
     p.model = "edge";
     p.cls = "edge";
     p.name = "testpeer";
@@ -280,6 +281,7 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--name")) p.name = v;
         else if (!strcmp(k, "--rate")) p.rate = atof(v);
         else if (!strcmp(k, "--slots")) p.slots = atoi(v);
+        else if (!strcmp(k, "--tls")) tls = strcmp(v, "1") == 0; /* TLS without certificate checks */
         else {
             fprintf(stderr, "testpeer: unknown option %s\n", k);
             return 2;
@@ -306,6 +308,13 @@ int main(int argc, char **argv)
     p.base = event_base_new();
     static const ig_net_callbacks cb = {.on_open = on_open, .on_msg = on_msg, .on_close = on_close};
     ig_net_conn_opts opts = {.label = "coordinator"};
+    if (tls) {
+        opts.tls = ig_net_tls_client_ctx(NULL, false, &err);
+        if (!opts.tls) {
+            fprintf(stderr, "testpeer: %s\n", err.msg);
+            return 1;
+        }
+    }
     p.conn = ig_net_conn_dial(p.base, host, port, &opts, &cb, &p, &err);
     if (!p.conn) {
         fprintf(stderr, "testpeer: %s\n", err.msg);
@@ -320,5 +329,7 @@ int main(int argc, char **argv)
             job_end(&p.jobs[i]);
     ig_net_conn_free(p.conn);
     event_base_free(p.base);
+    if (opts.tls)
+        ig_net_tls_free(opts.tls);
     return 0;
 }
