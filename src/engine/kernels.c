@@ -79,6 +79,8 @@ static void init_sets(void)
 #if IG_ARM64
     g_neon = g_scalar;
     ig_kernels_fill_neon(&g_neon);
+    if (ig_cpu_has_dotprod())
+        ig_kernels_fill_neon_dotprod(&g_neon);
 #endif
 }
 

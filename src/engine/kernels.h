@@ -127,6 +127,10 @@ void ig_kernels_fill_avx2(ig_kernels *k);
 #endif
 #if defined(__aarch64__)
 void ig_kernels_fill_neon(ig_kernels *k);
+/* Overrides the integer dot products with SDOT versions (ARMv8.2 dotprod); the
+ * "neon" set includes them when ig_cpu_has_dotprod(). */
+void ig_kernels_fill_neon_dotprod(ig_kernels *k);
+bool ig_cpu_has_dotprod(void);
 #endif
 /* The reference activation quantizers (shared by the SIMD sets' fallbacks). */
 void ig_ref_q8_0_from_float(const float *x, void *y, int64_t n);

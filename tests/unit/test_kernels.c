@@ -21,6 +21,25 @@ static const ig_type WEIGHT_TYPES[] = {IG_TYPE_F32,  IG_TYPE_F16,  IG_TYPE_BF16,
 #define N_WEIGHT_TYPES (int)(sizeof WEIGHT_TYPES / sizeof WEIGHT_TYPES[0])
 static const char *const ISAS[] = {"avx2", "avx512", "neon"};
 
+/* Every SIMD set this machine runs: the named ones, and on aarch64 also NEON without
+ * the dot-product instructions (the named "neon" set uses them when the CPU has them,
+ * so both paths are tested here). */
+static int simd_sets(const ig_kernels **out)
+{
+    int n = 0;
+    for (size_t s = 0; s < sizeof ISAS / sizeof ISAS[0]; s++)
+        if (ig_kernels_by_name(ISAS[s]))
+            out[n++] = ig_kernels_by_name(ISAS[s]);
+#if defined(__aarch64__)
+    static ig_kernels base;
+    base = *ig_kernels_scalar();
+    ig_kernels_fill_neon(&base);
+    base.isa = "neon-without-dotprod";
+    out[n++] = &base;
+#endif
+    return n;
+}
+
 static void fill_normal(ig_rng *r, float *x, int64_t n, float scale)
 {
     for (int64_t i = 0; i < n; i++)
@@ -79,10 +98,10 @@ static void test_every_simd_kernel_equals_scalar_reference_on_random_rows(void)
     ig_rng r = {0x1234567ULL};
     const int64_t sizes[] = {256, 512, 768, 1024, 2816, 4096, 5632};
     int n_sets = 0;
-    for (size_t s = 0; s < sizeof ISAS / sizeof ISAS[0]; s++) {
-        const ig_kernels *k = ig_kernels_by_name(ISAS[s]);
-        if (!k)
-            continue;
+    const ig_kernels *sets[8];
+    int n_simd = simd_sets(sets);
+    for (int s = 0; s < n_simd; s++) {
+        const ig_kernels *k = sets[s];
         n_sets++;
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
             int64_t n = sizes[si];
@@ -97,10 +116,8 @@ static void test_every_simd_kernel_equals_scalar_reference_on_random_rows(void)
         }
     }
     /* Small sizes of the block-32 and float types (n = 32 .. 224). */
-    for (size_t s = 0; s < sizeof ISAS / sizeof ISAS[0]; s++) {
-        const ig_kernels *k = ig_kernels_by_name(ISAS[s]);
-        if (!k)
-            continue;
+    for (int s = 0; s < n_simd; s++) {
+        const ig_kernels *k = sets[s];
         for (int64_t n = 32; n < 256; n += 32) {
             float wf[256], xf[256];
             fill_normal(&r, wf, n, 0.1f);
@@ -195,10 +212,10 @@ static void test_integer_kernels_are_exact_when_float_math_is_exact(void)
     const ig_type types[] = {IG_TYPE_Q8_0, IG_TYPE_Q4_0, IG_TYPE_Q4_K, IG_TYPE_Q6_K};
     const int64_t sizes[] = {256, 512, 1024, 2816};
     int n_sets = 0;
-    for (size_t s = 0; s < sizeof ISAS / sizeof ISAS[0]; s++) {
-        const ig_kernels *k = ig_kernels_by_name(ISAS[s]);
-        if (!k)
-            continue;
+    const ig_kernels *sets[8];
+    int n_simd = simd_sets(sets);
+    for (int s = 0; s < n_simd; s++) {
+        const ig_kernels *k = sets[s];
         n_sets++;
         for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
             for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
@@ -284,10 +301,10 @@ static void test_kernels_equal_reference_on_real_model_rows(void)
             float *xf = malloc(n * sizeof(float));
             for (int64_t i = 0; i < n; i++)
                 xf[i] = data[xrow * n + i] * 20.0f;
-            for (size_t s = 0; s < sizeof ISAS / sizeof ISAS[0]; s++) {
-                const ig_kernels *ks = ig_kernels_by_name(ISAS[s]);
-                if (!ks)
-                    continue;
+            const ig_kernels *sets[8];
+            int n_simd = simd_sets(sets);
+            for (int s = 0; s < n_simd; s++) {
+                const ig_kernels *ks = sets[s];
                 for (int wi = 0; wi < N_WEIGHT_TYPES; wi++)
                     if (n % ig_type_block_size(WEIGHT_TYPES[wi]) == 0)
                         compare_set(ks, WEIGHT_TYPES[wi], data + row * n, xf, n);
@@ -584,11 +601,28 @@ static void test_idle_pool_sleeps_instead_of_spinning(void)
     ig_pool_free(p);
 }
 
+#if defined(__aarch64__)
+static void test_neon_set_uses_dot_product_instructions_when_the_cpu_has_them(void)
+{
+    const ig_kernels *neon = ig_kernels_by_name("neon");
+    ig_kernels base = *ig_kernels_scalar();
+    ig_kernels_fill_neon(&base);
+    bool differs = neon->vec_dot[IG_TYPE_Q8_0] != base.vec_dot[IG_TYPE_Q8_0];
+    IG_CHECK(differs == ig_cpu_has_dotprod(), "dotprod %d but set differs %d",
+             ig_cpu_has_dotprod(), differs);
+    if (!ig_cpu_has_dotprod())
+        IG_SKIP("this CPU lacks the ARMv8.2 dot-product instructions; SDOT kernels untested");
+}
+#endif
+
 int main(void)
 {
     IG_RUN(test_best_set_is_simd_when_the_cpu_has_it);
 #if defined(__x86_64__)
     IG_RUN(test_avx512_set_is_not_offered_without_tested_kernels);
+#endif
+#if defined(__aarch64__)
+    IG_RUN(test_neon_set_uses_dot_product_instructions_when_the_cpu_has_them);
 #endif
     IG_RUN(test_q8_0_block_decodes_as_laid_out);
     IG_RUN(test_q4_0_block_decodes_as_laid_out);
