@@ -38,6 +38,7 @@ struct ig_ctx {
     bool last_all_logits;
     ig_type kv_type;
     size_t kv_row_bytes; /* one position of one layer: n_head_kv * head_dim elements */
+    size_t kv_head_bytes;/* one head of that row: head_dim elements */
 
     /* KV cache */
     void *k_cache;       /* [n_layer][n_ctx][n_head_kv * head_dim] of kv_type */
@@ -56,6 +57,8 @@ struct ig_ctx {
     float *scores;       /* [n_threads][n_ctx]  attention weights, one row per thread */
     float *rowbuf;       /* [n_threads][head_dim]  a K or V row converted to F32 */
     double *inv_freq;    /* [n_rot / 2]  RoPE angle per position for each pair */
+    float *rope_cos;     /* [n_batch][n_rot / 2]  cos of each token's angles, shared by the layers */
+    float *rope_sin;     /* [n_batch][n_rot / 2] */
     void *mm_scratch;    /* ig_matmul's activation buffer, for the largest matrix */
     size_t mm_scratch_bytes;
     float *logits;       /* [n_logits_cap][n_vocab] */
@@ -193,6 +196,7 @@ ig_ctx *ig_ctx_new(const ig_model *m, const ig_ctx_params *params, ig_err *err)
     const size_t QD = (size_t)in->n_head * HD, KVD = (size_t)in->n_head_kv * HD;
     const size_t F = (size_t)in->n_ff, B = (size_t)p.n_batch, T = (size_t)p.n_threads;
     c->kv_row_bytes = ig_type_row_bytes(p.kv_type, (int64_t)KVD);
+    c->kv_head_bytes = ig_type_row_bytes(p.kv_type, (int64_t)HD);
     size_t kv_rows = (size_t)in->n_layer * (size_t)p.n_ctx;
 
     bool ok = true;
@@ -210,6 +214,8 @@ ig_ctx *ig_ctx_new(const ig_model *m, const ig_ctx_params *params, ig_err *err)
     c->scores = ctx_alloc(c, T * (size_t)p.n_ctx, sizeof(float), &ok);
     c->rowbuf = ctx_alloc(c, T * HD, sizeof(float), &ok);
     c->inv_freq = ctx_alloc(c, (size_t)m->n_rot / 2, sizeof(double), &ok);
+    c->rope_cos = ctx_alloc(c, B * (size_t)m->n_rot / 2, sizeof(float), &ok);
+    c->rope_sin = ctx_alloc(c, B * (size_t)m->n_rot / 2, sizeof(float), &ok);
     c->mm_scratch_bytes = max_matmul_scratch(m, (int64_t)B);
     c->mm_scratch = ctx_alloc(c, c->mm_scratch_bytes, 1, &ok);
     c->n_logits_cap = 1;
@@ -240,7 +246,7 @@ void ig_ctx_free(ig_ctx *c)
     ig_pool_free(c->pool);
     void *bufs[] = {c->k_cache, c->v_cache, c->x,      c->xb,      c->xo,         c->q,
                     c->kcur,    c->vcur,    c->att,    c->hb,      c->hb2,        c->scores,
-                    c->rowbuf,  c->inv_freq, c->mm_scratch, c->logits};
+                    c->rowbuf,  c->inv_freq, c->rope_cos, c->rope_sin, c->mm_scratch, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(c);
@@ -284,21 +290,32 @@ static void add_bias(float *x, const ig_tensor *bias, int n_tok, int dim)
             x[(size_t)t * dim + i] += b[i];
 }
 
-/* Rotates the first n_rot dimensions of each head of one token at position pos. */
-static void rope(const ig_ctx *c, float *vec, int n_heads, int32_t pos)
+/* cos and sin of every pair's angle for the batch's tokens, once per batch. */
+static void rope_angles(ig_ctx *c, int n_tok, int32_t pos0)
+{
+    const int half = c->m->n_rot / 2;
+    for (int t = 0; t < n_tok; t++)
+        for (int i = 0; i < half; i++) {
+            double theta = (double)(pos0 + t) * c->inv_freq[i];
+            c->rope_cos[(size_t)t * half + i] = (float)cos(theta);
+            c->rope_sin[(size_t)t * half + i] = (float)sin(theta);
+        }
+}
+
+/* Rotates the first n_rot dimensions of each head of token t of the batch. */
+static void rope(const ig_ctx *c, float *vec, int n_heads, int t)
 {
     const ig_model *m = c->m;
     const int hd = m->info.head_dim, half = m->n_rot / 2;
-    for (int i = 0; i < half; i++) {
-        double theta = pos * c->inv_freq[i];
-        float cs = (float)cos(theta), sn = (float)sin(theta);
-        for (int h = 0; h < n_heads; h++) {
-            float *v = vec + (size_t)h * hd;
+    const float *cs = c->rope_cos + (size_t)t * half, *sn = c->rope_sin + (size_t)t * half;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = vec + (size_t)h * hd;
+        for (int i = 0; i < half; i++) {
             int a = m->rope_style == IG_ROPE_NORMAL ? 2 * i : i;
             int b = m->rope_style == IG_ROPE_NORMAL ? 2 * i + 1 : i + half;
             float x0 = v[a], x1 = v[b];
-            v[a] = x0 * cs - x1 * sn;
-            v[b] = x0 * sn + x1 * cs;
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x0 * sn[i] + x1 * cs[i];
         }
     }
 }
@@ -322,7 +339,7 @@ static void store_kv_row(const ig_ctx *c, void *dst, const float *src, int n)
     }
 }
 
-static char *kv_row(const ig_ctx *c, void *cache, int layer, int32_t pos)
+static inline char *kv_row(const ig_ctx *c, void *cache, int layer, int32_t pos)
 {
     return (char *)cache + ((size_t)layer * (size_t)c->n_ctx + (size_t)pos) * c->kv_row_bytes;
 }
@@ -353,13 +370,13 @@ typedef struct {
 } attention_job;
 
 /* One head's row of the cache at position j as F32 (converted into buf when F16). */
-static const float *kv_head(const ig_ctx *c, void *cache, int layer, int32_t j, int kvh, float *buf)
+static inline const float *kv_head(const ig_ctx *c, void *cache, int layer, int32_t j, int kvh,
+                                   float *buf)
 {
-    const int hd = c->m->info.head_dim;
-    const char *src = kv_row(c, cache, layer, j) + (size_t)kvh * ig_type_row_bytes(c->kv_type, hd);
+    const char *src = kv_row(c, cache, layer, j) + (size_t)kvh * c->kv_head_bytes;
     if (c->kv_type == IG_TYPE_F32)
         return (const float *)src;
-    c->k->to_float[IG_TYPE_F16](src, buf, hd); /* exact in every kernel set */
+    c->k->to_float[IG_TYPE_F16](src, buf, c->m->info.head_dim); /* exact in every kernel set */
     return buf;
 }
 
@@ -439,6 +456,7 @@ static void forward_batch(ig_ctx *c, const int32_t *tokens, int n_tok, int n_out
 
     for (int t = 0; t < n_tok; t++)
         embed(c, c->x + (size_t)t * E, tokens[t]);
+    rope_angles(c, n_tok, pos0);
 
     for (int l = 0; l < in->n_layer; l++) {
         const ig_layer *L = &m->layers[l];
@@ -455,8 +473,8 @@ static void forward_batch(ig_ctx *c, const int32_t *tokens, int n_tok, int n_out
 
         /* rotate q and k by position, then append k and v to the cache */
         for (int t = 0; t < n_tok; t++) {
-            rope(c, c->q + (size_t)t * QD, in->n_head, pos0 + t);
-            rope(c, c->kcur + (size_t)t * KVD, in->n_head_kv, pos0 + t);
+            rope(c, c->q + (size_t)t * QD, in->n_head, t);
+            rope(c, c->kcur + (size_t)t * KVD, in->n_head_kv, t);
             store_kv_row(c, kv_row(c, c->k_cache, l, pos0 + t), c->kcur + (size_t)t * KVD, KVD);
             store_kv_row(c, kv_row(c, c->v_cache, l, pos0 + t), c->vcur + (size_t)t * KVD, KVD);
         }
