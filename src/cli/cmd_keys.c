@@ -112,14 +112,16 @@ int ig_cmd_keys(int argc, char **argv)
 int ig_cmd_nodes(int argc, char **argv)
 {
     const char *data = "./idlegrid-data";
+    int count = 1;
     const ig_flag flags[] = {
         {"data", 'd', IG_FLAG_STRING, &data, "DIR", "state directory (default ./idlegrid-data)"},
+        {"count", 'n', IG_FLAG_INT, &count, "N", "how many tokens, one a line (default 1; at most 100000)"},
     };
     const ig_cli_spec spec = {
-        "idlegrid nodes token [--data DIR]",
+        "idlegrid nodes token [--count N] [--data DIR]",
         "Prints a new one-time enrolment token. A node presents it on its first connection "
         "(idlegrid node --enroll-token TOKEN); its key is then enrolled and the token spent.",
-        flags, 1, 1, 1};
+        flags, 2, 1, 1};
     bool done;
     const char **pos;
     int npos;
@@ -130,6 +132,10 @@ int ig_cmd_nodes(int argc, char **argv)
         ig_cli_fail("nodes: unknown action '%s' (token)", pos[0]);
         return 2;
     }
+    if (count < 1 || count > 100000) {
+        ig_cli_fail("nodes token: --count must be 1..100000");
+        return 2;
+    }
     ig_coord_store *s = open_store(data);
     if (!s)
         return 1;
@@ -137,11 +143,13 @@ int ig_cmd_nodes(int argc, char **argv)
     ig_err_clear(&err);
     char token[IG_COORD_TOKEN_MAX];
     int status = 0;
-    if (ig_coord_enroll_token_create(s, token, &err) != IG_OK) {
-        ig_cli_fail("%s", err.msg);
-        status = 1;
-    } else {
-        printf("%s\n", token);
+    for (int i = 0; i < count && status == 0; i++) {
+        if (ig_coord_enroll_token_create(s, token, &err) != IG_OK) {
+            ig_cli_fail("%s", err.msg);
+            status = 1;
+        } else {
+            printf("%s\n", token);
+        }
     }
     ig_coord_store_close(s);
     return status;

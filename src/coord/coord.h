@@ -171,7 +171,7 @@ int64_t ig_coord_utf8_invalid_at(const char *s, size_t len);
 
 typedef struct {
     uint64_t handle;                                     /* the caller's node id */
-    char models[IG_SCHED_MAX_MODELS][IG_COORD_MAX_MODEL_ID];
+    const char *models[IG_SCHED_MAX_MODELS];             /* ids (not owned) */
     int32_t n_models;
     bool cloud;                                          /* class "cloud" */
     int32_t slots;                                       /* jobs it runs at once */

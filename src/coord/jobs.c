@@ -364,11 +364,10 @@ static size_t snapshot(ig_coord *c, node_conn ***nodes_out)
         if (nc->state != NODE_READY)
             continue;
         ig_sched_node *s = &c->snapshot[i];
-        memset(s, 0, sizeof *s);
         s->handle = nc->handle;
         for (int32_t k = 0; k < nc->n_models; k++)
-            memcpy(s->models[k], nc->models[k], sizeof s->models[k]);
-        s->n_models = nc->n_models;
+            s->models[k] = nc->models[k];
+        s->n_models = nc->n_models < IG_SCHED_MAX_MODELS ? nc->n_models : IG_SCHED_MAX_MODELS;
         s->cloud = nc->cloud;
         s->slots = nc->slots;
         s->active = nc->active;

@@ -36,7 +36,7 @@ static bool serves(const ig_sched_node *n, const ig_sched_job *job)
     if (job->route == IG_ROUTE_CLOUD && !n->cloud)
         return false;
     for (int32_t i = 0; i < n->n_models && i < IG_SCHED_MAX_MODELS; i++)
-        if (strcmp(n->models[i], job->model) == 0)
+        if (n->models[i] && strcmp(n->models[i], job->model) == 0)
             return true;
     return false;
 }

@@ -12,7 +12,7 @@ static ig_sched_node node(uint64_t h, const char *model, bool cloud, int slots, 
     ig_sched_node n;
     memset(&n, 0, sizeof n);
     n.handle = h;
-    snprintf(n.models[0], sizeof n.models[0], "%s", model);
+    n.models[0] = model;
     n.n_models = 1;
     n.cloud = cloud;
     n.slots = slots;
