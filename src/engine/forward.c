@@ -350,7 +350,15 @@ static inline char *kv_row(const ig_ctx *c, void *cache, int layer, int32_t pos)
  * sets differ only inside ig_matmul: a last-bit difference here would flip the
  * rounding of quantized activations downstream and magnify itself. Eight
  * independent sums in a fixed order: deterministic, and the compiler vectorises it. */
-static float dot_f32(const float *a, const float *b, int n)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(IG_NO_CLONES)
+/* An AVX2 copy of the attention loops, chosen at load time: the same operations in
+ * the same order (no FMA contraction), only wider, so results do not change. */
+#define IG_ATTENTION_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define IG_ATTENTION_CLONES
+#endif
+
+static inline float dot_f32(const float *a, const float *b, int n)
 {
     float acc[8] = {0};
     int i = 0;
@@ -380,7 +388,7 @@ static inline const float *kv_head(const ig_ctx *c, void *cache, int layer, int3
     return buf;
 }
 
-static void attention_worker(void *arg, int thread, int n_threads)
+IG_ATTENTION_CLONES static void attention_worker(void *arg, int thread, int n_threads)
 {
     attention_job *job = arg;
     ig_ctx *c = job->c;
