@@ -13,8 +13,10 @@
 #include "coord_int.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,9 +252,23 @@ static void handle_generate(ig_coord *c, struct evhttp_request *req, ig_coord_ki
     job_submit(j);
 }
 
+/* Tokens go out as small SSE chunks: without TCP_NODELAY, Nagle's algorithm would hold
+ * each one until the previous is acknowledged (up to ~40 ms per token). */
+static void no_delay(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+}
+
 static void handle(struct evhttp_request *req, void *arg)
 {
     ig_coord *c = arg;
+    no_delay(req);
     const char *uri = evhttp_request_get_uri(req);
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     char path[256];
