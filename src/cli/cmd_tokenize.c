@@ -106,7 +106,8 @@ int ig_cmd_tokenize(int argc, char **argv)
         ig_cli_fail("tokenize: out of memory for %lld tokens", (long long)cap);
         goto out;
     }
-    int64_t n = ig_tokenize(t, text, len, bos, special, ids, cap, &err);
+    bool add_bos = bos && ig_tokenizer_adds_bos(t);
+    int64_t n = ig_tokenize(t, text, len, add_bos, special, ids, cap, &err);
     if (n > cap) {
         ig_cli_fail("tokenize: %lld tokens from %zu bytes", (long long)n, len);
         goto out;

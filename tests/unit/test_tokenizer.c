@@ -866,6 +866,8 @@ static int cli_usage(const char *bin)
 {
     char vocab_path[1024];
     snprintf(vocab_path, sizeof vocab_path, "%s/tokenizers/vocab-llama3.gguf", data_dir());
+    char gpt2_path[1024];
+    snprintf(gpt2_path, sizeof gpt2_path, "%s/tokenizers/vocab-gpt2.gguf", data_dir());
     /* Without --special the text is tokenized as text: as the library does it. */
     char plain[256] = "?";
     vocab v;
@@ -891,6 +893,8 @@ static int cli_usage(const char *bin)
         {{"tokenize", "-m", vocab_path, "--special", NULL}, 0, "<|begin_of_text|>", "128000"},
         {{"tokenize", "-m", vocab_path, "--bos", NULL}, 0, "Hello", "128000 9906"},
         {{"tokenize", "-m", vocab_path, NULL}, 0, "", ""},
+        /* GPT-2 does not add BOS (tokenizer.ggml.add_bos_token false), --bos or not. */
+        {{"tokenize", "-m", gpt2_path, "--bos", NULL}, 0, "Hello", "15496"},
     };
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
         int status;
