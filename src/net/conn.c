@@ -314,6 +314,13 @@ static void read_cb(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     c->depth++;
     c->last_rx_ms = ig_net_now_ms();
+    if (c->pending_open && !c->closed) {
+        /* bytes can beat the deferred on_open: open first, messages after */
+        c->pending_open = false;
+        c->opened = true;
+        if (c->cb.on_open)
+            c->cb.on_open(c, c->user);
+    }
     while (!c->closed && !c->failing && !c->pending_close && !c->free_pending) {
         size_t avail = evbuffer_get_length(in);
         if (avail < IG_NET_FRAME_HEADER)

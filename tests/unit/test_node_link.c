@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define QMAX 4096
@@ -699,6 +700,13 @@ static void test_node_dials_over_tls_and_checks_the_coordinator_certificate(void
     unlink(key2);
 }
 
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
 /* ---- real model ---- */
 
 static const char *edge_model(void)
@@ -714,11 +722,14 @@ typedef struct {
     char text[4096];
     size_t len;
     int n;
+    double first_us;
 } ref_run;
 
 static bool ref_event(void *user, const ig_gen_event *ev)
 {
     ref_run *r = user;
+    if (r->n == 0)
+        r->first_us = now_us();
     if (r->n < 256)
         r->ids[r->n] = ev->token;
     r->n++;
@@ -757,7 +768,9 @@ static void test_model_node_streams_the_engines_tokens_and_resumes_exactly(void 
     gp.sampler.seed = 5;
     ref_run ref = {0};
     ig_finish fin;
+    double t_ref = now_us();
     assert_int_equal(ig_generate(ctx, ptoks, (int32_t)np, NULL, 0, &gp, ref_event, &ref, &fin, &err), IG_OK);
+    double ttft_engine = ref.first_us - t_ref;
     ig_ctx_free(ctx);
     ig_model_free(model);
 
@@ -769,9 +782,14 @@ static void test_model_node_streams_the_engines_tokens_and_resumes_exactly(void 
     assert_int_equal(hello.hello.models[0].n_ctx, 512);
     ig_msg_deinit(&hello);
 
+    double t_job = now_us();
     send_job(p, "job-m", "edge", 24, NULL, 0, 5);
     ig_msg m = expect_msg(p, IG_MSG_ACCEPT, 5000);
     ig_msg_deinit(&m);
+    PUMP_UNTIL(p, p->qh != p->qt, 5000);
+    double ttft_node = now_us() - t_job;
+    print_message("time to first token: engine alone %.0f us, through the node link %.0f us\n",
+                  ttft_engine, ttft_node);
     int32_t ids[256];
     char text[4096];
     ig_msg done;
