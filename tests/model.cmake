@@ -7,8 +7,24 @@
 add_executable(test_model_synth ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_model_synth.c)
 target_include_directories(test_model_synth PRIVATE ${PROJECT_SOURCE_DIR}/src/engine)
 target_link_libraries(test_model_synth PRIVATE ig_engine)
+target_compile_options(test_model_synth PRIVATE -fno-tree-vectorize)
+# The kernel comparison also runs in the aarch64 cross-build under qemu (label "arm";
+# scripts/test-arm.sh builds tests by name, so this one is its own target).
+add_executable(model_fast_kernels_equal_scalar_reference_on_full_forward
+  ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_model_synth.c)
+target_include_directories(model_fast_kernels_equal_scalar_reference_on_full_forward
+  PRIVATE ${PROJECT_SOURCE_DIR}/src/engine)
+target_link_libraries(model_fast_kernels_equal_scalar_reference_on_full_forward PRIVATE ig_engine)
+# gcc 12's aarch64 vectorizer hits an internal error on this file; the test needs no SIMD.
+target_compile_options(model_fast_kernels_equal_scalar_reference_on_full_forward PRIVATE -fno-tree-vectorize)
+add_test(NAME model_fast_kernels_equal_scalar_reference_on_full_forward
+  COMMAND model_fast_kernels_equal_scalar_reference_on_full_forward kernels
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(model_fast_kernels_equal_scalar_reference_on_full_forward PROPERTIES
+  LABELS "unit;model;arm" TIMEOUT 600
+  ENVIRONMENT "IG_TEST_DATA=${IG_TEST_DATA};IG_MODELS=${IG_MODELS};IG_BUILD=${CMAKE_BINARY_DIR}")
+
 foreach(g "sampler;model_sampler_draw_is_a_pure_function_of_seed_and_position"
-          "kernels;model_fast_kernels_equal_scalar_reference_on_full_forward"
           "cache;model_truncated_kv_cache_continues_like_a_full_pass"
           "generation;model_score_equals_generation_logprobs_and_seeded_resume_is_identical"
           "chat;model_chat_templates_use_control_tokens_and_never_parse_content")
