@@ -370,11 +370,19 @@ static void test_reconnects_with_growing_capped_backoff_after_peer_closes(void *
         d[i] = p->accept_ms[i + 1] - closed_at[i];
     print_message("reconnect delays: %lld %lld %lld %lld %lld %lld ms\n", (long long)d[0],
                   (long long)d[1], (long long)d[2], (long long)d[3], (long long)d[4], (long long)d[5]);
-    assert_true(d[0] >= 70 && d[0] <= 200);
-    assert_true(d[1] >= 145 && d[1] <= 330);
-    assert_true(d[2] >= 295 && d[2] <= 480);
-    for (int i = 3; i < 6; i++)
-        assert_true(d[i] >= 295 && d[i] <= 480);
+    /* Timers never fire early, so the lower bounds are exact; a loaded machine can
+     * only delay them, so upper bounds are loose, and the cap is shown by the
+     * quickest of the last three (uncapped they would all be >= 600 ms). */
+    assert_true(d[0] >= 70 && d[0] <= 600);
+    assert_true(d[1] >= 145);
+    assert_true(d[2] >= 295);
+    int64_t quickest = d[3];
+    for (int i = 3; i < 6; i++) {
+        assert_true(d[i] >= 295 && d[i] <= 1500);
+        if (d[i] < quickest)
+            quickest = d[i];
+    }
+    assert_true(quickest <= 480);
     assert_true(d[2] > d[0]);
     assert_int_equal(stop_node(p, SIGTERM), 0);
 }
