@@ -8,7 +8,11 @@
  * the benchmark model) totalling ~256 MB, walked in order as a forward pass would.
  * Prefill (n_tok = 64) is reported in GFLOP/s on one matrix set.
  *
- * usage: bench_kernels [--threads N] [--kernels ISA] [--mb MB] [--types q8_0,q4_0,...]
+ * Each figure is the best of --passes runs (other processes on the machine only ever
+ * make a run slower); the load average is printed so a reader can judge the noise.
+ *
+ * usage: bench_kernels [--threads N] [--kernels ISA] [--mb MB] [--passes N]
+ *                      [--types q8_0,q4_0,...]
  */
 #include "kernels.h"
 
@@ -81,6 +85,7 @@ int main(int argc, char **argv)
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     const char *isa = NULL;
     size_t mb = 256;
+    int passes = 6;
     char types_arg[256] = "f32,f16,bf16,q8_0,q4_0,q4_k,q6_k";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
@@ -89,10 +94,13 @@ int main(int argc, char **argv)
             isa = argv[++i];
         else if (!strcmp(argv[i], "--mb") && i + 1 < argc)
             mb = (size_t)atol(argv[++i]);
+        else if (!strcmp(argv[i], "--passes") && i + 1 < argc)
+            passes = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--types") && i + 1 < argc)
             snprintf(types_arg, sizeof types_arg, "%s", argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--kernels ISA] [--mb MB] [--types LIST]\n",
+            fprintf(stderr,
+                    "usage: %s [--threads N] [--kernels ISA] [--mb MB] [--passes N] [--types LIST]\n",
                     argv[0]);
             return 2;
         }
@@ -115,6 +123,14 @@ int main(int argc, char **argv)
            threads, (long long)rows, (long long)cols, mb);
     printf("read bandwidth (parallel read, %zu MB): %.2f GB/s; memcpy (1 thread): %.2f GB/s\n",
            mb, rd, mc);
+    FILE *la = fopen("/proc/loadavg", "r");
+    char load[64] = "?";
+    if (la) {
+        if (!fgets(load, sizeof load, la))
+            snprintf(load, sizeof load, "?");
+        fclose(la);
+    }
+    printf("load average (other work on this machine): %s", load);
     printf("%-6s %10s %10s %12s %14s\n", "type", "decode GB/s", "of read", "decode ms/GB",
            "prefill GFLOP/s");
 
@@ -148,7 +164,7 @@ int main(int argc, char **argv)
 
         /* decode: one token through every matrix, several passes, best pass */
         double best = 1e30;
-        for (int pass = 0; pass < 4; pass++) {
+        for (int pass = 0; pass < passes; pass++) {
             double t0 = now_s();
             for (int m = 0; m < n_mats; m++)
                 ig_matmul(pool, k, y, w + m * mat_bytes, t, rows, cols, x, 1, scratch);
@@ -158,11 +174,15 @@ int main(int argc, char **argv)
         double gbs = (double)mat_bytes * n_mats / best / 1e9;
 
         /* prefill: 64 tokens against a few matrices */
-        int pm = n_mats < 8 ? n_mats : 8;
-        double t0 = now_s();
-        for (int m = 0; m < pm; m++)
-            ig_matmul(pool, k, y, w + m * mat_bytes, t, rows, cols, x, 64, scratch);
-        double dt = now_s() - t0;
+        int pm = n_mats < 4 ? n_mats : 4;
+        double dt = 1e30;
+        for (int pass = 0; pass < 3; pass++) {
+            double t0 = now_s();
+            for (int m = 0; m < pm; m++)
+                ig_matmul(pool, k, y, w + m * mat_bytes, t, rows, cols, x, 64, scratch);
+            double d = now_s() - t0;
+            dt = d < dt ? d : dt;
+        }
         double gflops = 2.0 * rows * cols * 64 * pm / dt / 1e9;
         printf("%-6s %10.2f %9.0f%% %12.1f %14.1f\n", name, gbs, 100.0 * gbs / rd, 1e3 / gbs,
                gflops);
