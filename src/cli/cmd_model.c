@@ -396,8 +396,12 @@ int ig_cmd_model(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     for (size_t i = 0; i < n_subs; i++)
-        if (strcmp(argv[1], subs[i].name) == 0)
+        if (strcmp(argv[1], subs[i].name) == 0) {
+            char shown[32]; /* messages name the command as typed: "model info" */
+            snprintf(shown, sizeof shown, "model %s", subs[i].name);
+            argv[1] = shown;
             return subs[i].run(argc - 1, argv + 1);
+        }
     ig_cli_fail("model: unknown subcommand '%s' (info, synth, quantize, compare)", argv[1]);
     return 2;
 }
