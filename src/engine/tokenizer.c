@@ -346,9 +346,12 @@ static int32_t get_token_id(const ig_tokenizer *t, const ig_gguf *g, const char 
     int64_t v;
     if (ig_gguf_find_key(g, key) < 0)
         return -1;
-    if (!ig_gguf_get_i64(g, key, &v) || v < -1 || v >= t->n_vocab) {
-        /* Some converters write ids past the vocabulary for "none"; refuse: a wrong
-         * BOS would silently corrupt every prompt. */
+    bool ok = ig_gguf_get_i64(g, key, &v);
+    if (ok && v == UINT32_MAX)
+        return -1; /* -1 written as a u32: "none" */
+    if (!ok || v < -1 || v >= t->n_vocab) {
+        /* Any other id outside the vocabulary is refused: a wrong BOS would silently
+         * corrupt every prompt. */
         *bad = true;
         ig_err_set(err, IG_ERR_FORMAT, "tokenizer: %s is not a token id (vocabulary %d)", key,
                    t->n_vocab);
