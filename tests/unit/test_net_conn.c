@@ -111,10 +111,10 @@ static void dial(fixture *f)
     assert_non_null(f->client.conn);
 }
 
-/* Runs the loop until cond holds or 2 s pass. */
+/* Runs the loop until cond holds or 5 s pass. */
 #define RUN_UNTIL(f, cond)                                                                     \
     do {                                                                                       \
-        int64_t until_ = ig_net_now_ms() + 2000;                                               \
+        int64_t until_ = ig_net_now_ms() + 5000;                                               \
         while (!(cond) && ig_net_now_ms() < until_)                                            \
             event_base_loop((f)->base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(200);            \
         if (!(cond))                                                                           \
@@ -257,7 +257,7 @@ static void test_silent_peer_is_declared_dead_after_three_heartbeats(void **stat
     int64_t waited = ig_net_now_ms() - t0;
     assert_int_equal(f->server.close_reason.code, IG_ERR_TIMEOUT);
     assert_non_null(strstr(f->server.close_reason.msg, "peer silent for"));
-    assert_true(waited >= 150 && waited < 1000);
+    assert_true(waited >= 150 && waited < 3000);
     /* the server pinged the silent peer meanwhile */
     char buf[256];
     ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);

@@ -19,6 +19,7 @@
 
 #include <event2/event.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ typedef struct {
     bool keep_all;          /* keep every accepted connection (many simulated nodes) */
     ig_net_conn *all[128];
     int n_all;
+    struct event *ticker;
     struct ssl_ctx_st *tls;  /* serve the link over TLS */
 } peer;
 
@@ -109,14 +111,13 @@ static void on_accept(int fd, const char *peer_name, void *user)
     p->n_accepts++;
 }
 
+/* Runs the loop until cond holds; EVLOOP_ONCE returns right after the events that
+ * arrived (so timings are not rounded up), and a 2 ms ticker bounds each wait. */
 #define PUMP_UNTIL(p, cond, ms)                                                                \
     do {                                                                                       \
         int64_t until_ = ig_net_now_ms() + (ms);                                               \
-        while (!(cond) && ig_net_now_ms() < until_) {                                          \
-            struct timeval tv_ = {0, 2000};                                                    \
-            event_base_loopexit((p)->base, &tv_);                                              \
-            event_base_dispatch((p)->base);                                                    \
-        }                                                                                      \
+        while (!(cond) && ig_net_now_ms() < until_)                                            \
+            event_base_loop((p)->base, EVLOOP_ONCE);                                           \
         if (!(cond))                                                                           \
             fail_msg("timed out after %d ms waiting for %s", (int)(ms), #cond);                \
     } while (0)
@@ -199,11 +200,8 @@ static int stop_node(peer *p, int sig)
     /* keep serving the link while the node says goodbye */
     int64_t until = ig_net_now_ms() + 5000;
     pid_t r = 0;
-    while ((r = waitpid(p->pid, &status, WNOHANG)) == 0 && ig_net_now_ms() < until) {
-        struct timeval tv = {0, 5000};
-        event_base_loopexit(p->base, &tv);
-        event_base_dispatch(p->base);
-    }
+    while ((r = waitpid(p->pid, &status, WNOHANG)) == 0 && ig_net_now_ms() < until)
+        event_base_loop(p->base, EVLOOP_ONCE);
     if (r == 0) {
         kill(p->pid, SIGKILL);
         waitpid(p->pid, &status, 0);
@@ -229,6 +227,13 @@ static char *read_log(peer *p)
     return buf;
 }
 
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
 static int setup(void **state)
 {
     peer *p = calloc(1, sizeof *p);
@@ -237,6 +242,9 @@ static int setup(void **state)
     p->listener = ig_net_listener_new(p->base, "127.0.0.1:0", on_accept, p, &err);
     assert_non_null(p->listener);
     p->port = ig_net_listener_port(p->listener);
+    p->ticker = event_new(p->base, -1, EV_PERSIST, tick_cb, NULL);
+    struct timeval tick = {0, 2000};
+    event_add(p->ticker, &tick);
     snprintf(p->dir, sizeof p->dir, "/tmp/ig-node-test-XXXXXX");
     assert_non_null(mkdtemp(p->dir));
     snprintf(p->log_path, sizeof p->log_path, "%s.log", p->dir);
@@ -263,6 +271,7 @@ static int teardown(void **state)
         ig_net_conn_free(p->cur);
     }
     ig_net_listener_free(p->listener);
+    event_free(p->ticker);
     event_base_free(p->base);
     if (p->tls)
         ig_net_tls_free(p->tls);
@@ -779,6 +788,15 @@ static void test_model_node_streams_the_engines_tokens_and_resumes_exactly(void 
     double t_ref = now_us();
     assert_int_equal(ig_generate(ctx, ptoks, (int32_t)np, NULL, 0, &gp, ref_event, &ref, &fin, &err), IG_OK);
     double ttft_engine = ref.first_us - t_ref;
+    /* and a chat with the model's template */
+    ig_chat_message chat[2] = {{"system", "You are brief."}, {"user", "Hello there"}};
+    int32_t ctoks[256];
+    int64_t nc = ig_chat_tokenize(model, chat, 2, true, ctoks, 256, &err);
+    assert_true(nc > 0 && nc < 256);
+    ref_run chat_ref = {0};
+    gp.max_tokens = 12;
+    assert_int_equal(ig_generate(ctx, ctoks, (int32_t)nc, NULL, 0, &gp, ref_event, &chat_ref, &fin, &err), IG_OK);
+    gp.max_tokens = 24;
     ig_ctx_free(ctx);
     ig_model_free(model);
 
@@ -816,6 +834,74 @@ static void test_model_node_streams_the_engines_tokens_and_resumes_exactly(void 
     n = collect(p, "job-r", 10, ids, 256, NULL, 0, &done);
     assert_int_equal(n, ref.n - 10);
     assert_memory_equal(ids, ref.ids + 10, (size_t)n * sizeof(int32_t));
+    ig_msg_deinit(&done);
+
+    /* chat with logprobs: the engine's tokens; greedy picks the most likely, so the
+     * first alternative is the chosen token with the same logprob */
+    ig_msg cj;
+    ig_msg_init(&cj, IG_MSG_JOB);
+    cj.job.job_id = "job-chat";
+    cj.job.model = "edge";
+    cj.job.kind = IG_JOB_CHAT;
+    cj.job.messages = chat;
+    cj.job.n_messages = 2;
+    cj.job.params = ig_net_default_gen_params();
+    cj.job.params.max_tokens = 12;
+    cj.job.params.sampler.temperature = 0;
+    cj.job.params.sampler.seed = 5;
+    cj.job.params.top_logprobs = 3;
+    cj.job.logprobs = true;
+    send_msg(p, &cj);
+    m = expect_msg(p, IG_MSG_ACCEPT, 5000);
+    ig_msg_deinit(&m);
+    int got = 0;
+    for (;;) {
+        m = next_msg(p, 30000, NULL);
+        if (m.type == IG_MSG_DONE)
+            break;
+        assert_int_equal(m.type, IG_MSG_TOKENS);
+        for (int i = 0; i < m.tokens.n_items; i++, got++) {
+            const ig_net_token *t = &m.tokens.items[i];
+            assert_int_equal(t->id, chat_ref.ids[got]);
+            assert_int_equal(t->n_top, 3);
+            assert_int_equal(t->top[0].id, t->id);
+            assert_true(fabsf(t->top[0].logprob - t->logprob) < 1e-4f);
+            assert_true(t->top[1].logprob <= t->top[0].logprob);
+        }
+        ig_msg_deinit(&m);
+    }
+    assert_int_equal(got, chat_ref.n);
+    assert_int_equal(m.done.prompt_tokens, (int)nc);
+    ig_msg_deinit(&m);
+
+    /* a prompt longer than the context: job_error naming the problem, node still serves */
+    size_t big = 6000;
+    char *longp = malloc(big + 1);
+    for (size_t i = 0; i < big; i += 6)
+        memcpy(longp + i, "words ", 6);
+    longp[big] = '\0';
+    ig_msg lj;
+    ig_msg_init(&lj, IG_MSG_JOB);
+    lj.job.job_id = "job-long-prompt";
+    lj.job.model = "edge";
+    lj.job.kind = IG_JOB_COMPLETION;
+    lj.job.prompt = longp;
+    lj.job.prompt_len = big;
+    lj.job.params = ig_net_default_gen_params();
+    lj.job.params.max_tokens = 4;
+    send_msg(p, &lj);
+    free(longp);
+    m = expect_msg(p, IG_MSG_ACCEPT, 5000);
+    ig_msg_deinit(&m);
+    m = expect_msg(p, IG_MSG_JOB_ERROR, 10000);
+    assert_string_equal(m.job_error.job_id, "job-long-prompt");
+    assert_non_null(strstr(m.job_error.reason, "does not fit the context of 512"));
+    ig_msg_deinit(&m);
+    send_job(p, "job-after", "edge", 24, NULL, 0, 5);
+    m = expect_msg(p, IG_MSG_ACCEPT, 5000);
+    ig_msg_deinit(&m);
+    n = collect(p, "job-after", 0, ids, 256, NULL, 0, &done);
+    assert_memory_equal(ids, ref.ids, (size_t)ref.n * sizeof(int32_t));
     ig_msg_deinit(&done);
     assert_int_equal(stop_node(p, SIGTERM), 0);
 }
