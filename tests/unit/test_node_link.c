@@ -717,6 +717,70 @@ static void test_node_dials_over_tls_and_checks_the_coordinator_certificate(void
     unlink(key2);
 }
 
+/* Runs `idlegrid node ARGS...` to completion; returns its exit status and output. */
+static int run_cli(const char *const *args, char *out, size_t cap)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = bin_path();
+    argv[n++] = "node";
+    for (int i = 0; args[i]; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t used = 0;
+    ssize_t r;
+    while ((r = read(fds[0], out + used, cap - 1 - used)) > 0)
+        used += (size_t)r;
+    out[used] = '\0';
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void expect_cli(const char *const *args, int status, const char *text)
+{
+    char out[8192];
+    int got = run_cli(args, out, sizeof out);
+    if (got != status || !strstr(out, text))
+        fail_msg("idlegrid node %s...: expected exit %d with '%s', got %d: %s", args[0], status, text,
+                 got, out);
+}
+
+static void test_cli_refuses_bad_usage_with_one_line_reason(void **state)
+{
+    (void)state;
+    expect_cli((const char *[]){"--help", NULL}, 0, "usage: idlegrid node --coordinator HOST:PORT");
+    expect_cli((const char *[]){"--synthetic", NULL}, 2, "--coordinator HOST:PORT is required");
+    expect_cli((const char *[]){"--coordinator", "127.0.0.1:7070", NULL}, 2, "--model FILE is required");
+    expect_cli((const char *[]){"--coordinator", "h:1", "--synthetic", "--class", "phone", NULL}, 2,
+               "--class must be edge or cloud");
+    expect_cli((const char *[]){"--coordinator", "h:1", "--model", "m.gguf", "--count", "3", NULL}, 2,
+               "--count needs --synthetic");
+    expect_cli((const char *[]){"--coordinator", "h:1", "--synthetic", "--rate", "0", NULL}, 2,
+               "--rate must be in");
+    expect_cli((const char *[]){"--coordinator", "nohost", "--synthetic", "--data", "/tmp", NULL}, 1,
+               "expected HOST:PORT");
+    expect_cli((const char *[]){"--coordinator", "h:1", "--model", "/nonexistent/edge.gguf", "--data",
+                                "/tmp/ig-node-cli-test", NULL},
+               1, "/nonexistent/edge.gguf");
+    if (system("rm -rf /tmp/ig-node-cli-test") != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
 static double now_us(void)
 {
     struct timespec ts;
@@ -911,6 +975,7 @@ int main(void)
     ig_net_log_set_level(IG_LOG_OFF);
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cli_refuses_bad_usage_with_one_line_reason),
         cmocka_unit_test_setup_teardown(test_first_start_enrols_with_token_then_reconnects_with_key_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnects_with_growing_capped_backoff_after_peer_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_frames_from_peer_are_logged_closed_and_node_reconnects, setup, teardown),
