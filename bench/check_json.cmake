@@ -109,4 +109,30 @@ if(NOT rss_limit_bytes EQUAL limit)
 endif()
 # The process held at least the model file's touched pages; a tiny model fits easily.
 check_expr("peak RSS is positive and within the limit" "${peak_rss_bytes} > 0 && ${peak_rss_bytes} <= ${limit}")
+
+# A tied model reads its output matrix (the embedding table) once, not once plus a row.
+set(tied ${WORK}/tiny-tied.gguf)
+execute_process(COMMAND ${IG_BIN} model synth ${tied} --arch llama --vocab ${vocab}
+                  --dim ${dim} --layers ${layers} --heads ${heads} --kv-heads ${kv_heads}
+                  --ffn ${ffn} --type f32 --tied
+                RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "model synth --tied failed (${rc}): ${err}")
+endif()
+execute_process(COMMAND ${IG_BIN} bench -m ${tied} --json --threads 2 --prompt 4 --gen 3
+                  --repeat 1 --bw-mb 4 --bw-seconds 0
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "bench on the tied model failed (${rc}): ${err}")
+endif()
+get(weight_bytes_per_token tied_weights)
+math(EXPR expected "4 * (${layers} * ${per_layer} + ${dim} + ${vocab} * ${dim})")
+if(NOT tied_weights EQUAL expected)
+  message(FATAL_ERROR "tied model: weight_bytes_per_token ${tied_weights}, the shape says ${expected}")
+endif()
+get(threads threads)
+if(NOT threads EQUAL 2)
+  message(FATAL_ERROR "tied model: threads is ${threads}, asked for 2")
+endif()
+
 message(STATUS "bench --json ok: prefill ${prefill_tok_s} tok/s, decode ${decode_tok_s} tok/s, ${bandwidth_gb_s} GB/s")

@@ -151,14 +151,14 @@ Measured on a machine of this project's kind: 2 cores, AVX-512, 30.8 GB/s, 2 thr
 |---|---|---|---|---|---|
 EOF
 for t in q8_0 q4_0 q4_k_m; do
-  rf=$(calc '%.1f' "${REF_DECODE[$t]} * ${REF_FILE[$t]} / ($REF_BW * 1000) * 100")
-  [ "$t" = q8_0 ] && rf="84 (as published; $rf from the table)"
+  rf="$(calc '%.1f' "${REF_DECODE[$t]} * ${REF_FILE[$t]} / ($REF_BW * 1000) * 100") %"
+  [ "$t" = q8_0 ] && rf="84 % as published ($rf from the table)"
   if [ -f "$CACHE/$t.json" ]; then
     rt=$(calc '%.1f' "${REF_DECODE[$t]} * $(j "$t" .bytes_per_token) / ($REF_BW * 1e9) * 100")
   else
     rt="n/a"
   fi
-  echo "| ${LABEL[$t]} | ${REF_FILE[$t]} MB | ${REF_DECODE[$t]} tok/s | $rf % | $rt % | ${REF_PREFILL[$t]} tok/s |"
+  echo "| ${LABEL[$t]} | ${REF_FILE[$t]} MB | ${REF_DECODE[$t]} tok/s | $rf | $rt % | ${REF_PREFILL[$t]} tok/s |"
 done
 cat <<EOF
 
