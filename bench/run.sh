@@ -9,6 +9,7 @@
 # The models are cached in BUILD_DIR/bench-models (they take minutes to make and do not
 # change with the engine); IG_BENCH_FRESH=1 makes them again. A type the quantizer does
 # not offer yet is reported as not available in the document, never given a number.
+# bench/PROFILE.md (where the time goes, written from profiles by hand) is copied in.
 #
 # Knobs (environment): IG_BENCH_THREADS (2), IG_BENCH_PROMPT (313), IG_BENCH_GEN (128),
 # IG_BENCH_REPEAT (5), IG_BENCH_TYPES ("q8_0 q4_0 q4_k_m"), IG_BENCH_OUT (docs/BENCHMARKS.md).
@@ -233,6 +234,10 @@ for t in "${TYPES[@]}"; do
   fi
   echo "- ${LABEL[$t]}: prefill $(j "$t" '[.prefill_runs_tok_s[] | . * 10 | round / 10] | join(", ")') tok/s; decode $(j "$t" '[.decode_runs_tok_s[] | . * 10 | round / 10] | join(", ")') tok/s; bandwidth $(calc '%.2f' "$(j "$t" .bandwidth_gb_s)") GB/s"
 done
+if [ -f bench/PROFILE.md ]; then
+  echo
+  cat bench/PROFILE.md
+fi
 cat <<EOF
 
 ## Reproduce
