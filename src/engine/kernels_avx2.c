@@ -53,26 +53,6 @@ static inline float fp16(uint16_t h)
 
 /* ---- float types ----------------------------------------------------------- */
 
-static void f32_vec_dot(int64_t n, float *s, const void *w, const void *x)
-{
-    const float *a = w, *b = x;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-        acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), acc2);
-        acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3);
-    }
-    for (; i + 8 <= n; i += 8)
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
-    for (; i < n; i++)
-        sum += a[i] * b[i];
-    *s = sum;
-}
-
 static inline __m256 load_f16x8(const uint16_t *p)
 {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
@@ -84,46 +64,111 @@ static inline __m256 load_bf16x8(const uint16_t *p)
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
+/* Eight weights of a float row type as floats (wt: 0 F32, 1 F16, 2 BF16). */
+static inline __m256 load_w8(const int wt, const void *w, int64_t i)
+{
+    if (wt == 0)
+        return _mm256_loadu_ps((const float *)w + i);
+    if (wt == 1)
+        return load_f16x8((const uint16_t *)w + i);
+    return load_bf16x8((const uint16_t *)w + i);
+}
+
+static inline float load_w1(const int wt, const void *w, int64_t i)
+{
+    if (wt == 0)
+        return ((const float *)w)[i];
+    if (wt == 1)
+        return ig_fp16_to_fp32(((const uint16_t *)w)[i]);
+    return ig_bf16_to_fp32(((const uint16_t *)w)[i]);
+}
+
+/*
+ * Float dot products (F32, F16, BF16 weights; F32 activations). Per output: two
+ * accumulators over alternate chunks of 8 (acc0: chunks 0, 2, 4, ..; acc1: 1, 3, ..),
+ * hsum(acc0 + acc1), then the n % 8 tail added in order. vec_dot is the 1 x 1 tile,
+ * so tiles (which share the weight loads and conversions across tokens and the
+ * activation loads across rows) give every output bit for bit the same value.
+ */
+#define FT_MAX_R 2
+#define FT_MAX_T 2
+
+static inline __attribute__((always_inline)) void
+float_tile(const int wt, const int R, const int T, int64_t n, float *y, int64_t ldy,
+           const uint8_t *w, size_t ws, const uint8_t *x, size_t xs)
+{
+    __m256 acc0[FT_MAX_R][FT_MAX_T], acc1[FT_MAX_R][FT_MAX_T];
+    for (int r = 0; r < FT_MAX_R; r++)
+        for (int t = 0; t < FT_MAX_T; t++)
+            acc0[r][t] = acc1[r][t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 w0[FT_MAX_R], w1[FT_MAX_R];
+        for (int r = 0; r < R; r++) {
+            w0[r] = load_w8(wt, w + r * ws, i);
+            w1[r] = load_w8(wt, w + r * ws, i + 8);
+        }
+        for (int t = 0; t < T; t++) {
+            const float *xt = (const float *)(x + t * xs);
+            __m256 x0 = _mm256_loadu_ps(xt + i), x1 = _mm256_loadu_ps(xt + i + 8);
+            for (int r = 0; r < R; r++) {
+                acc0[r][t] = _mm256_fmadd_ps(w0[r], x0, acc0[r][t]);
+                acc1[r][t] = _mm256_fmadd_ps(w1[r], x1, acc1[r][t]);
+            }
+        }
+    }
+    if (i + 8 <= n) {
+        for (int r = 0; r < R; r++) {
+            __m256 w0 = load_w8(wt, w + r * ws, i);
+            for (int t = 0; t < T; t++)
+                acc0[r][t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps((const float *)(x + t * xs) + i),
+                                             acc0[r][t]);
+        }
+        i += 8;
+    }
+    for (int r = 0; r < R; r++) {
+        for (int t = 0; t < T; t++) {
+            const float *xt = (const float *)(x + t * xs);
+            float sum = hsum_ps(_mm256_add_ps(acc0[r][t], acc1[r][t]));
+            for (int64_t j = i; j < n; j++)
+                sum += load_w1(wt, w + r * ws, j) * xt[j];
+            y[t * ldy + r] = sum;
+        }
+    }
+}
+
+#define FT_TILE_FN(name, wt, R, T)                                                         \
+    static void name(int64_t n, float *y, int64_t ldy, const uint8_t *w, size_t ws,        \
+                     const uint8_t *x, size_t xs)                                          \
+    {                                                                                      \
+        float_tile(wt, R, T, n, y, ldy, w, ws, x, xs);                                     \
+    }
+FT_TILE_FN(f32_tile_1x1, 0, 1, 1)
+FT_TILE_FN(f32_tile_2x1, 0, 2, 1)
+FT_TILE_FN(f32_tile_1x2, 0, 1, 2)
+FT_TILE_FN(f32_tile_2x2, 0, 2, 2)
+FT_TILE_FN(f16_tile_1x1, 1, 1, 1)
+FT_TILE_FN(f16_tile_2x1, 1, 2, 1)
+FT_TILE_FN(f16_tile_1x2, 1, 1, 2)
+FT_TILE_FN(f16_tile_2x2, 1, 2, 2)
+FT_TILE_FN(bf16_tile_1x1, 2, 1, 1)
+FT_TILE_FN(bf16_tile_2x1, 2, 2, 1)
+FT_TILE_FN(bf16_tile_1x2, 2, 1, 2)
+FT_TILE_FN(bf16_tile_2x2, 2, 2, 2)
+
+static void f32_vec_dot(int64_t n, float *s, const void *w, const void *x)
+{
+    f32_tile_1x1(n, s, 1, w, 0, x, 0);
+}
+
 static void f16_vec_dot(int64_t n, float *s, const void *w, const void *x)
 {
-    const uint16_t *a = w;
-    const float *b = x;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        acc0 = _mm256_fmadd_ps(load_f16x8(a + i), _mm256_loadu_ps(b + i), acc0);
-        acc1 = _mm256_fmadd_ps(load_f16x8(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-        acc2 = _mm256_fmadd_ps(load_f16x8(a + i + 16), _mm256_loadu_ps(b + i + 16), acc2);
-        acc3 = _mm256_fmadd_ps(load_f16x8(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3);
-    }
-    for (; i + 8 <= n; i += 8)
-        acc0 = _mm256_fmadd_ps(load_f16x8(a + i), _mm256_loadu_ps(b + i), acc0);
-    float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
-    for (; i < n; i++)
-        sum += fp16(a[i]) * b[i];
-    *s = sum;
+    f16_tile_1x1(n, s, 1, w, 0, x, 0);
 }
 
 static void bf16_vec_dot(int64_t n, float *s, const void *w, const void *x)
 {
-    const uint16_t *a = w;
-    const float *b = x;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        acc0 = _mm256_fmadd_ps(load_bf16x8(a + i), _mm256_loadu_ps(b + i), acc0);
-        acc1 = _mm256_fmadd_ps(load_bf16x8(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-        acc2 = _mm256_fmadd_ps(load_bf16x8(a + i + 16), _mm256_loadu_ps(b + i + 16), acc2);
-        acc3 = _mm256_fmadd_ps(load_bf16x8(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3);
-    }
-    for (; i + 8 <= n; i += 8)
-        acc0 = _mm256_fmadd_ps(load_bf16x8(a + i), _mm256_loadu_ps(b + i), acc0);
-    float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
-    for (; i < n; i++)
-        sum += ig_bf16_to_fp32(a[i]) * b[i];
-    *s = sum;
+    bf16_tile_1x1(n, s, 1, w, 0, x, 0);
 }
 
 static void f16_to_float(const void *x, float *y, int64_t n)
@@ -651,6 +696,29 @@ static void q4_k_to_float(const void *x, float *y, int64_t n)
     }
 }
 
+static const tile_set F32_TILES = {f32_tile_1x1, f32_tile_2x1, f32_tile_1x2, f32_tile_2x2, 2, 2, 2};
+static const tile_set F16_TILES = {f16_tile_1x1, f16_tile_2x1, f16_tile_1x2, f16_tile_2x2, 2, 2, 2};
+static const tile_set BF16_TILES = {bf16_tile_1x1, bf16_tile_2x1, bf16_tile_1x2, bf16_tile_2x2,
+                                    2, 2, 2};
+
+static void f32_gemm(int64_t n, float *y, int64_t ldy, const void *w, size_t ws, int64_t nr,
+                     const void *x, size_t xs, int64_t nt)
+{
+    tiles_gemm(&F32_TILES, n, y, ldy, w, ws, nr, x, xs, nt);
+}
+
+static void f16_gemm(int64_t n, float *y, int64_t ldy, const void *w, size_t ws, int64_t nr,
+                     const void *x, size_t xs, int64_t nt)
+{
+    tiles_gemm(&F16_TILES, n, y, ldy, w, ws, nr, x, xs, nt);
+}
+
+static void bf16_gemm(int64_t n, float *y, int64_t ldy, const void *w, size_t ws, int64_t nr,
+                      const void *x, size_t xs, int64_t nt)
+{
+    tiles_gemm(&BF16_TILES, n, y, ldy, w, ws, nr, x, xs, nt);
+}
+
 /* ---- the set ------------------------------------------------------------- */
 
 void ig_kernels_fill_avx2(ig_kernels *k)
@@ -661,6 +729,9 @@ void ig_kernels_fill_avx2(ig_kernels *k)
     k->vec_dot[IG_TYPE_BF16] = bf16_vec_dot;
     k->vec_dot[IG_TYPE_Q8_0] = q8_0_vec_dot;
     k->vec_dot[IG_TYPE_Q4_0] = q4_0_vec_dot;
+    k->gemm[IG_TYPE_F32] = f32_gemm;
+    k->gemm[IG_TYPE_F16] = f16_gemm;
+    k->gemm[IG_TYPE_BF16] = bf16_gemm;
     k->gemm[IG_TYPE_Q8_0] = q8_0_gemm;
     k->gemm[IG_TYPE_Q4_0] = q4_0_gemm;
     k->gemm[IG_TYPE_Q4_K] = q4_k_gemm;

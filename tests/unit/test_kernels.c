@@ -541,6 +541,45 @@ static void test_matmul_equals_vec_dot_at_every_thread_count(void)
     free(wf);
 }
 
+/* Float rows of any length (not only multiples of 8 or 16): every set's vec_dot and
+ * ig_matmul (whose tiles must equal vec_dot bit for bit) against the reference. */
+static void test_float_kernels_handle_every_row_length(void)
+{
+    ig_rng r = {77};
+    const ig_type types[] = {IG_TYPE_F32, IG_TYPE_F16, IG_TYPE_BF16};
+    const ig_kernels *sets[8];
+    int n_simd = simd_sets(sets);
+    sets[n_simd++] = ig_kernels_scalar();
+    const int64_t rows = 5, n_tok = 3;
+    for (int64_t n = 1; n <= 70; n++) {
+        float wf[5 * 70], x[3 * 70], y[15], want[15];
+        fill_normal(&r, wf, rows * n, 0.1f);
+        fill_normal(&r, x, n_tok * n, 1.0f);
+        for (size_t ti = 0; ti < 3; ti++) {
+            uint8_t w[5 * 70 * 4];
+            size_t rb = ig_type_row_bytes(types[ti], n);
+            for (int64_t i = 0; i < rows; i++)
+                ig_quantize_row(types[ti], wf + i * n, w + i * rb, n);
+            for (int s = 0; s < n_simd; s++) {
+                for (int64_t t = 0; t < n_tok; t++)
+                    for (int64_t i = 0; i < rows; i++) {
+                        sets[s]->vec_dot[types[ti]](n, &want[t * rows + i], w + i * rb, x + t * n);
+                        float ref;
+                        ig_kernels_scalar()->vec_dot[types[ti]](n, &ref, w + i * rb, x + t * n);
+                        double mag = dot_magnitude(types[ti], w + i * rb, x + t * n, n);
+                        IG_CHECK(fabs((double)ref - want[t * rows + i]) <= 1e-5 * mag + 1e-30,
+                                 "%s %s n=%lld: %g vs %g", sets[s]->isa,
+                                 ig_type_name(types[ti]), (long long)n, want[t * rows + i], ref);
+                    }
+                ig_matmul(NULL, sets[s], y, w, types[ti], rows, n, x, n_tok, NULL);
+                IG_CHECK(memcmp(y, want, sizeof(float) * rows * n_tok) == 0,
+                         "%s %s n=%lld: matmul differs from vec_dot", sets[s]->isa,
+                         ig_type_name(types[ti]), (long long)n);
+            }
+        }
+    }
+}
+
 #include <pthread.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -635,6 +674,7 @@ int main(void)
     IG_RUN(test_integer_kernels_are_exact_when_float_math_is_exact);
     IG_RUN(test_kernels_equal_reference_on_real_model_rows);
     IG_RUN(test_matmul_equals_vec_dot_at_every_thread_count);
+    IG_RUN(test_float_kernels_handle_every_row_length);
     IG_RUN(test_pool_runs_every_thread_index_once_per_run);
     IG_RUN(test_idle_pool_sleeps_instead_of_spinning);
     return ig_check_exit();
