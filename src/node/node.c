@@ -140,8 +140,12 @@ static void record_enrolment(node_link *l)
         ig_net_logf(IG_LOG_WARN, "enrolment_not_recorded", "%s: %s", path, strerror(errno));
         return;
     }
-    char line[IG_NET_MAX_ID + 2];
-    int k = snprintf(line, sizeof line, "%s\n", l->node_id);
+    /* the key it was enrolled with, then the node id: a new key file means a new
+     * enrolment, whatever this file says */
+    char pk[2 * IG_NET_KEY_BYTES + 1];
+    ig_net_hex_encode(l->kp.pk, IG_NET_KEY_BYTES, pk);
+    char line[2 * IG_NET_KEY_BYTES + IG_NET_MAX_ID + 4];
+    int k = snprintf(line, sizeof line, "%s %s\n", pk, l->node_id);
     ssize_t w = write(fd, line, (size_t)k);
     (void)w;
     close(fd);
@@ -591,7 +595,16 @@ ig_node *ig_node_new(const ig_node_config *cfg_in, ig_err *err)
     }
     char path[1200];
     snprintf(path, sizeof path, "%s/enrolled", n->data_dir);
-    bool enrolled = access(path, F_OK) == 0;
+    bool enrolled = false;
+    {
+        char pk[2 * IG_NET_KEY_BYTES + 1], line[2 * IG_NET_KEY_BYTES + IG_NET_MAX_ID + 4];
+        ig_net_hex_encode(n->base_key.pk, IG_NET_KEY_BYTES, pk);
+        FILE *ef = fopen(path, "r");
+        if (ef) {
+            enrolled = fgets(line, sizeof line, ef) && strncmp(line, pk, strlen(pk)) == 0;
+            fclose(ef);
+        }
+    }
 
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (cpus < 1)

@@ -358,6 +358,15 @@ static void test_first_start_enrols_with_token_then_reconnects_with_key_alone(vo
     assert_memory_equal(hello.hello.node_key, key, sizeof key);
     ig_msg_deinit(&hello);
     assert_int_equal(stop_node(p, SIGTERM), 0);
+
+    /* a new key (the old one deleted) is a new identity: it enrols again */
+    assert_int_equal(unlink(path), 0);
+    spawn_node(p, args);
+    hello = handshake(p, "node-2", 100);
+    assert_non_null(hello.hello.enroll_token);
+    assert_memory_not_equal(hello.hello.node_key, key, sizeof key);
+    ig_msg_deinit(&hello);
+    assert_int_equal(stop_node(p, SIGTERM), 0);
 }
 
 static void test_reconnects_with_growing_capped_backoff_after_peer_closes(void **state)
