@@ -9,7 +9,7 @@
  *   test_tokenizer conformance VOCAB [BIN]  one vocabulary's vectors, in-process and,
  *                                           given the idlegrid binary, through the CLI
  *   test_tokenizer cli-usage BIN            the command's --help and error exits
- *   test_tokenizer load-time                Llama 3's vocabulary loads in < 200 ms
+ *   test_tokenizer load-time                prints how long Llama 3's vocabulary takes to load
  *
  * Data comes from $IG_TEST_DATA and $IG_MODELS (set by CTest).
  */
@@ -943,10 +943,8 @@ static int load_time(void)
             best = ms;
     }
     ig_gguf_free(g);
-    double limit = IG_SANITIZED ? 2000 : 200;
     printf("Llama 3 tokenizer (128256 tokens, 280147 merges) built in %.1f ms of CPU, %.1f ms wall "
-           "(best of 3, limit %.0f)\n", best, best_wall, limit);
-    IG_CHECK(best < limit, "%.1f ms", best);
+           "(best of 3)\n", best, best_wall);
     return ig_check_test_failures ? 1 : 0;
 }
 
