@@ -52,9 +52,10 @@ static double log_sum_exp(const float *logits, int32_t n)
     for (int32_t i = 0; i < n; i++)
         if (logits[i] > max)
             max = logits[i];
+    /* expf of a non-positive float is accurate to an ulp; the sum is kept in double */
     double sum = 0.0;
     for (int32_t i = 0; i < n; i++)
-        sum += exp((double)logits[i] - max);
+        sum += expf(logits[i] - max);
     return max + log(sum);
 }
 
