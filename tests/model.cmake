@@ -74,3 +74,12 @@ if(IG_HAVE_CLI)
     COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/scripts/model_cli_errors.sh ${IG_BIN} ${IG_MODELS}/edge.gguf)
   set_tests_properties(model_cli_rejects_bad_input_with_one_line_reason PROPERTIES LABELS "integration;model")
 endif()
+
+if(IG_HAVE_CLI)
+  # `model synth` of both architectures, tied and untied, GQA and not, several types
+  # and a copied gpt2 vocabulary: `model info --json` reports exactly what was asked.
+  add_test(NAME model_synth_writes_the_shapes_info_reports
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/scripts/model_synth_info.sh ${IG_BIN}
+            ${IG_TEST_DATA}/tokenizers/vocab-gpt2.gguf)
+  set_tests_properties(model_synth_writes_the_shapes_info_reports PROPERTIES LABELS "integration;model" TIMEOUT 300)
+endif()
