@@ -3,15 +3,17 @@
  * multiply the forward pass is built on (ig_matmul).
  *
  * ig_matmul converts the activations once to the weight type's vec_dot_type, then
- * splits the weight rows over the pool's threads. Each output element is computed by
- * the same kernel call whatever the thread count, so results do not depend on it:
- * row ranges are cut at multiples of IG_MM_ROW_TILE and the tiling inside a range
- * is the same fixed grid for every split.
+ * the pool's threads take chunks of IG_MM_ROW_TILE-row tiles; within a chunk, the
+ * kernel set's gemm processes a block of rows against up to IG_MM_TOK_TILE tokens so
+ * the weights are read from memory once per token tile. Results do not depend on the
+ * thread count or on which thread takes which chunk: every gemm tile computes each
+ * output bit for bit as vec_dot does (tests hold them to it).
  */
 #include "kernels.h"
 
 #include <assert.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -160,6 +162,7 @@ typedef struct {
     const float *x;
     uint8_t *scratch;
     ig_type vdt;
+    atomic_int_fast64_t next_chunk; /* the next chunk of row tiles to take */
 } mm_job;
 
 static void mm_convert(void *varg, int ith, int nth)
@@ -191,16 +194,28 @@ static void mm_rows(const mm_job *j, int64_t r0, int64_t r1)
     }
 }
 
+/* Threads take chunks of row tiles from a shared counter rather than fixed shares, so
+ * a thread that runs slower (a little core, or one the OS preempts) does less of the
+ * work instead of holding everyone up. Which thread computes a row never changes its
+ * value: every output is computed by the same tile arithmetic. */
 static void mm_worker(void *varg, int ith, int nth)
 {
+    (void)ith;
     mm_job *j = varg;
     int64_t tiles = (j->rows + IG_MM_ROW_TILE - 1) / IG_MM_ROW_TILE;
-    int64_t a = tiles * ith / nth, b = tiles * (ith + 1) / nth;
-    int64_t r0 = a * IG_MM_ROW_TILE, r1 = b * IG_MM_ROW_TILE;
-    if (r1 > j->rows)
-        r1 = j->rows;
-    for (int64_t r = r0; r < r1; r += IG_MM_ROW_TILE)
-        mm_rows(j, r, r + IG_MM_ROW_TILE < r1 ? r + IG_MM_ROW_TILE : r1);
+    int64_t per_chunk = tiles / (8 * (int64_t)nth);
+    if (per_chunk < 1)
+        per_chunk = 1;
+    for (;;) {
+        int64_t c = atomic_fetch_add_explicit(&j->next_chunk, 1, memory_order_relaxed);
+        int64_t a = c * per_chunk;
+        if (a >= tiles)
+            break;
+        int64_t b = a + per_chunk < tiles ? a + per_chunk : tiles;
+        int64_t r1 = b * IG_MM_ROW_TILE < j->rows ? b * IG_MM_ROW_TILE : j->rows;
+        for (int64_t r = a * IG_MM_ROW_TILE; r < r1; r += IG_MM_ROW_TILE)
+            mm_rows(j, r, r + IG_MM_ROW_TILE < r1 ? r + IG_MM_ROW_TILE : r1);
+    }
 }
 
 size_t ig_matmul_scratch_bytes(ig_type wtype, int64_t cols, int64_t n_tok)
@@ -233,5 +248,6 @@ void ig_matmul(ig_pool *pool, const ig_kernels *k, float *y, const void *w, ig_t
         else
             ig_pool_run(pool, mm_convert, &j);
     }
+    atomic_init(&j.next_chunk, 0);
     ig_pool_run(pool, mm_worker, &j);
 }
