@@ -11,7 +11,6 @@ PACKAGES=(
   libcmocka-dev
   jq                                       # bench/run.sh reads `idlegrid bench --json`
   sqlite3 postgresql curl procps openssl
-  nodejs npm
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # ARM (NEON) build, run under qemu
   chromium chromium-driver                 # dashboard tests in a real browser
 )
@@ -20,6 +19,12 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm run the client tests; a machine that already has them (from any
+# source) keeps its own, since Debian's npm package conflicts with a separately
+# installed npm.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+
 if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}"
   SUDO=""
