@@ -13,13 +13,17 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 
 #define IG_POOL_MAX_THREADS 256
-/* How long a worker polls for the next job after finishing one before sleeping. */
+/* How long a worker polls for the next job after finishing one before sleeping; after
+ * the first IG_POOL_PAUSE_NS it yields the CPU between polls, so on a busy machine a
+ * polling worker gives its core to whoever else is runnable (often our own caller). */
 #define IG_POOL_SPIN_NS 200000L
+#define IG_POOL_PAUSE_NS 20000L
 
 struct ig_pool {
     int n_threads;
@@ -55,6 +59,26 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* Polls until *gen differs from seen (or *count reaches zero when gen is NULL), at
+ * most IG_POOL_SPIN_NS. Returns true when the condition was met. */
+static bool poll_briefly(const atomic_uint_fast64_t *gen, uint64_t seen, const atomic_int *count)
+{
+    int64_t start = now_ns();
+    for (int spins = 1;; spins++) {
+        if (gen ? atomic_load_explicit(gen, memory_order_acquire) != seen
+                : atomic_load_explicit(count, memory_order_acquire) == 0)
+            return true;
+        if (spins % 64 == 0) {
+            int64_t waited = now_ns() - start;
+            if (waited > IG_POOL_SPIN_NS)
+                return false;
+            if (waited > IG_POOL_PAUSE_NS)
+                sched_yield();
+        }
+        cpu_relax();
+    }
+}
+
 static void finish_job(ig_pool *p)
 {
     if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
@@ -74,13 +98,7 @@ static void *worker_main(void *varg)
     uint64_t seen = 0;
     for (;;) {
         /* Poll for a short while: the next job usually follows within microseconds. */
-        int64_t deadline = now_ns() + IG_POOL_SPIN_NS;
-        int spins = 0;
-        while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen) {
-            cpu_relax();
-            if (++spins % 64 == 0 && now_ns() > deadline)
-                break;
-        }
+        poll_briefly(&p->generation, seen, NULL);
         pthread_mutex_lock(&p->mu);
         while (!p->stop && atomic_load_explicit(&p->generation, memory_order_acquire) == seen)
             pthread_cond_wait(&p->wake, &p->mu);
@@ -180,13 +198,7 @@ void ig_pool_run(ig_pool *p, ig_pool_fn fn, void *arg)
     fn(arg, 0, p->n_threads);
 
     /* The workers run jobs of the same size: poll first, then sleep. */
-    int64_t deadline = now_ns() + IG_POOL_SPIN_NS;
-    int spins = 0;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0) {
-        cpu_relax();
-        if (++spins % 64 == 0 && now_ns() > deadline)
-            break;
-    }
+    poll_briefly(NULL, 0, &p->pending);
     pthread_mutex_lock(&p->mu);
     while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
         pthread_cond_wait(&p->done, &p->mu);
