@@ -21,13 +21,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <netdb.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <time.h>
 
 /* Above IG_COORD_MAX_BODY we answer 413 ourselves (in JSON); libevent refuses bodies
  * above this outright, so a huge upload is never buffered. */
 #define TRANSPORT_MAX_BODY (8u << 20)
 #define MAX_HEADERS_BYTES (64u << 10)
+#define API_BACKLOG 4096
 
 static void send_json(struct evhttp_request *req, int status, const char *body)
 {
@@ -331,10 +335,32 @@ ig_code coord_api_start(ig_coord *c, ig_err *err)
     evhttp_set_allowed_methods(c->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
     evhttp_set_gencb(c->http, handle, c);
-    c->http_sock = evhttp_bind_socket_with_handle(c->http, c->cfg.api_host, (ev_uint16_t)c->cfg.api_port);
-    if (!c->http_sock)
-        return ig_err_set(err, IG_ERR_IO, "cannot listen for the API on %s:%d (in use?)", c->cfg.api_host,
-                          c->cfg.api_port);
+    /* Our own listening socket: libevent's bind uses a backlog of 128, and a burst of
+     * buyers connecting at once would see dropped SYNs and second-long retries. */
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%d", c->cfg.api_port);
+    int gai = getaddrinfo(c->cfg.api_host, port_s, &hints, &ai);
+    if (gai != 0 || !ai)
+        return ig_err_set(err, IG_ERR_IO, "API address %s: %s", c->cfg.api_host, gai_strerror(gai));
+    evutil_socket_t lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(lfd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(lfd, API_BACKLOG) != 0) {
+        int e = errno;
+        if (lfd >= 0)
+            close(lfd);
+        freeaddrinfo(ai);
+        return ig_err_set(err, IG_ERR_IO, "cannot listen for the API on %s:%d: %s", c->cfg.api_host,
+                          c->cfg.api_port, strerror(e));
+    }
+    freeaddrinfo(ai);
+    c->http_sock = evhttp_accept_socket_with_handle(c->http, lfd);
+    if (!c->http_sock) {
+        close(lfd);
+        return ig_err_set(err, IG_ERR_IO, "cannot serve the API on %s:%d", c->cfg.api_host, c->cfg.api_port);
+    }
     evutil_socket_t fd = evhttp_bound_socket_get_fd(c->http_sock);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;

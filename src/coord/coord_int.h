@@ -24,6 +24,7 @@
 #define MAX_JOB_ATTEMPTS 6      /* offers (rejects, handbacks, failures) before giving up */
 #define MAX_NODE_METRICS 1024   /* distinct node ids tracked in /metrics */
 #define MAX_KEY_STATES 4096     /* API keys with live rate/concurrency state */
+#define HANDSHAKE_MS 15000       /* hello → welcome must complete within this */
 #define JOB_BUCKETS 8192        /* job id hash table (chained; jobs are bounded by the queue) */
 
 typedef struct ig_job ig_job;
@@ -48,6 +49,7 @@ struct node_conn {
     int32_t active;            /* our count: OFFERED + RUNNING jobs on it */
     double tokens_per_second;
     node_metrics *metrics;     /* its /metrics series (stable: a fixed array) */
+    struct event *handshake_ev; /* closes a link that is not welcomed in time */
     node_conn *next, *prev;
 };
 

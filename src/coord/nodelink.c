@@ -109,6 +109,8 @@ static void on_auth(node_conn *n, const ig_msg_auth *a)
     snprintf(label, sizeof label, "%s(%s)", n->node_id, n->name);
     ig_net_conn_set_label(n->link, label);
     ig_net_conn_set_heartbeat(n->link, c->cfg.heartbeat_ms);
+    if (n->handshake_ev)
+        event_del(n->handshake_ev);
     n->state = NODE_READY;
     c->n_ready++;
     for (int32_t i = 0; i < n->n_models; i++)
@@ -136,6 +138,9 @@ static void on_msg(ig_net_conn *link, ig_msg *m, void *user)
     node_conn *n = node_by_link(link);
     ig_job *j;
     if (!n)
+        goto out;
+    /* The node's link layer may answer or send heartbeats at any time: never an error. */
+    if (n->state != NODE_READY && (m->type == IG_MSG_PING || m->type == IG_MSG_PONG))
         goto out;
     if (n->state == NODE_HELLO) {
         if (m->type != IG_MSG_HELLO)
@@ -221,8 +226,19 @@ static void on_close(ig_net_conn *link, const ig_err *reason, void *user)
         n->next->prev = n->prev;
     ig_net_conn_set_user(link, NULL);
     ig_net_conn_free(link);
+    if (n->handshake_ev)
+        event_free(n->handshake_ev);
     free(n);
     jobs_pump(c);
+}
+
+static void handshake_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    node_conn *n = arg;
+    if (n->state != NODE_READY)
+        ig_net_conn_close(n->link, IG_ERR_TIMEOUT, "no completed handshake within %d ms", HANDSHAKE_MS);
 }
 
 static void on_accept(int fd, const char *peer, void *user)
@@ -246,8 +262,13 @@ static void on_accept(int fd, const char *peer, void *user)
         free(n);
         return;
     }
-    /* Until the handshake completes, the same liveness rule applies. */
-    ig_net_conn_set_heartbeat(n->link, c->cfg.heartbeat_ms);
+    /* No heartbeats before welcome (the node's handshake expects only challenge and
+     * welcome); a deadline instead, so a silent or slow dialer cannot hold a socket. */
+    n->handshake_ev = evtimer_new(c->base, handshake_timeout, n);
+    if (n->handshake_ev) {
+        struct timeval tv = {HANDSHAKE_MS / 1000, (HANDSHAKE_MS % 1000) * 1000};
+        evtimer_add(n->handshake_ev, &tv);
+    }
     n->next = c->nodes;
     if (c->nodes)
         c->nodes->prev = n;
@@ -286,6 +307,8 @@ void coord_nodes_stop(ig_coord *c)
                 c->nodes->prev = NULL;
             ig_net_conn_set_user(n->link, NULL);
             ig_net_conn_free(n->link);
+            if (n->handshake_ev)
+                event_free(n->handshake_ev);
             free(n);
         }
     }
