@@ -32,7 +32,7 @@ file_out=$(od -An -tx1 -j18 -N2 "$BUILD_ARM/${tests[0]}" | tr -d ' ')
 [ "$file_out" = "b700" ] || fail "${tests[0]} is not an aarch64 ELF (e_machine $file_out)"
 
 cd "$BUILD_ARM"
-if ! ctest --output-on-failure -j"$JOBS" -L "$LABELS"; then
+if ! ctest --output-on-failure -j"$JOBS" -L "$LABELS" 2>&1 | tee ctest.log; then
   fail "ctest under qemu-aarch64 (see the output above)"
 fi
 echo "test-arm: aarch64 tests passed under qemu-aarch64: ${tests[*]}"
