@@ -53,14 +53,13 @@ export async function waitFor(what, fn, timeoutMs = 30000, everyMs = 50) {
   }
 }
 
-// Tests that need the real node agent skip (CTest SKIP_RETURN_CODE 77) while
-// `idlegrid node` is not built into the binary yet.
+// Tests with real nodes need the node agent: a binary without it fails them loudly.
 export function requireNodeAgent() {
   try {
     execFileSync(BIN, ['node', '--help'], { stdio: 'ignore' });
-  } catch {
-    console.log('SKIP: idlegrid node is not available in this build');
-    process.exit(77);
+  } catch (e) {
+    console.log(`FAIL: '${BIN} node --help' did not run: ${e.message}`);
+    process.exit(1);
   }
 }
 
