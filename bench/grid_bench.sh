@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# bench/grid_bench.sh BUILD_DIR — the grid benchmarks of issue 4, run by bench/run.sh
+# (`make bench`); writes BUILD_DIR/bench-grid/grid.md (included in docs/BENCHMARKS.md)
+# and the raw JSON beside it. Real processes on loopback only:
+#
+# 1. Gateway overhead. For each model (models/cloud.gguf and a mid-size random-weight
+#    model with cloud's tokenizer, made once with `idlegrid model synth`): the engine
+#    alone (build/grid_engine: tokenize + ig_generate, as a node does) against one
+#    stream through `idlegrid serve` + one `idlegrid node` (build/grid_load, an HTTP
+#    SSE client). Same prompt, greedy, same token count, 1 engine thread; the engine
+#    (alone, or in the node) is pinned to CPU 1, the coordinator and the client to CPU 0.
+# 2. Coordinator capacity. `idlegrid serve` pinned to CPU 0; 10,000 synthetic nodes
+#    (`idlegrid node --synthetic --count 10000`) and 2,000 concurrent streams from
+#    build/grid_load, both on CPU 1. Reports the coordinator's RSS and CPU use and the
+#    per-token latency the path adds (method in the fragment).
+#
+# Knobs (environment): IG_GRID_RUNS (7), IG_GRID_GEN (64), IG_GRID_NODES (10000),
+# IG_GRID_STREAMS (2000), IG_GRID_RATE (10 tokens/s per stream), IG_GRID_SECONDS (30:
+# each capacity stream lasts this long), IG_GRID_SKIP (gateway|capacity: skip one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${1:-build}
+BIN=$BUILD/idlegrid
+LOAD=$BUILD/grid_load
+ENGINE=$BUILD/grid_engine
+WORK=$BUILD/bench-grid
+OUT=$WORK/grid.md
+RUNS=${IG_GRID_RUNS:-7}
+GEN=${IG_GRID_GEN:-64}
+NODES=${IG_GRID_NODES:-10000}
+STREAMS=${IG_GRID_STREAMS:-2000}
+RATE=${IG_GRID_RATE:-10}
+SECONDS_PER_STREAM=${IG_GRID_SECONDS:-30}
+SKIP=${IG_GRID_SKIP:-}
+PROMPT="ROMEO: But soft, what light through yonder window breaks"
+
+for f in "$BIN" "$LOAD" "$ENGINE"; do
+  [ -x "$f" ] || { echo "grid bench: $f not found; build first (make build)" >&2; exit 1; }
+done
+command -v jq >/dev/null || { echo "grid bench: jq is missing; run make deps" >&2; exit 1; }
+command -v taskset >/dev/null || { echo "grid bench: taskset (util-linux) is missing" >&2; exit 1; }
+mkdir -p "$WORK"
+log() { echo "grid bench: $*" >&2; }
+ncpu=$(nproc)
+if [ "$ncpu" -ge 2 ]; then COORD_CPU=0; WORK_CPU=1; else COORD_CPU=0; WORK_CPU=0; fi
+
+# 10,000 node links + 2,000 buyer connections in the coordinator: raise the fd limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FDS=$(ulimit -n)
+
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  PIDS=()
+}
+trap cleanup EXIT
+
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 20000))
+    ss -ltnH "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
+  done
+}
+
+# start_coord DATA -> sets API, NODEPORT, COORD_PID
+start_coord() {
+  local data=$1
+  API=$(free_port); NODEPORT=$(free_port)
+  while [ "$NODEPORT" = "$API" ]; do NODEPORT=$(free_port); done
+  IG_LOG=warn taskset -c "$COORD_CPU" "$BIN" serve --data "$data" --listen "127.0.0.1:$API" \
+    --node-listen "127.0.0.1:$NODEPORT" >"$data.serve.out" 2>"$data.serve.log" &
+  COORD_PID=$!
+  PIDS+=("$COORD_PID")
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$API/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  log "the coordinator did not start: $(tail -3 "$data.serve.log")"
+  return 1
+}
+
+# wait_nodes N SECONDS: until /healthz reports N nodes
+wait_nodes() {
+  local want=$1 secs=$2 n=0
+  for _ in $(seq $((secs * 5))); do
+    n=$(curl -sf "http://127.0.0.1:$API/healthz" | jq -r .nodes 2>/dev/null || echo 0)
+    [ "$n" -ge "$want" ] && return 0
+    sleep 0.2
+  done
+  log "only $n of $want nodes connected after $secs s"
+  return 1
+}
+
+median() { jq -s 'sort | if length == 0 then null elif length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end'; }
+fmt() { awk "BEGIN { printf \"$1\", $2 }"; }
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- 1. gateway overhead ---------------------------------------------------------------
+MID=$WORK/grid-mid.gguf
+MID_SHAPE=(--arch llama --dim 768 --layers 12 --heads 12 --kv-heads 4 --ffn 2048 --ctx 2048
+           --type q8_0 --seed 1 --tokenizer-from models/cloud.gguf)
+GW_MODELS=()
+if [ "$SKIP" != gateway ]; then
+  if [ ! -f "$MID" ] || [ "$(cat "$MID.key" 2>/dev/null)" != "${MID_SHAPE[*]}" ]; then
+    log "writing the mid-size gateway model..."
+    "$BIN" model synth "$MID.tmp" "${MID_SHAPE[@]}" >&2
+    mv "$MID.tmp" "$MID"
+    echo "${MID_SHAPE[*]}" >"$MID.key"
+  fi
+  GW_MODELS=(models/cloud.gguf "$MID")
+fi
+
+for model in "${GW_MODELS[@]}"; do
+  id=$(basename "$model" .gguf)
+  log "gateway: $id, engine alone and through the coordinator + one node, interleaved ($RUNS runs each)..."
+  data=$WORK/gw-$id
+  rm -rf "$data" "$data.node"
+  "$BIN" keys create --data "$data" --rate 0 --concurrency 0 >"$data.key" 2>/dev/null
+  start_coord "$data"
+  tok=$("$BIN" nodes token --data "$data")
+  IG_LOG=warn taskset -c "$WORK_CPU" "$BIN" node --coordinator "127.0.0.1:$NODEPORT" --model "$model" \
+    --class cloud --slots 1 --threads 1 --data "$data.node" --enroll-token "$tok" \
+    2>"$data.node.log" &
+  PIDS+=("$!")
+  wait_nodes 1 60
+  grid_run() {
+    taskset -c "$COORD_CPU" "$LOAD" --port "$API" --key "$(cat "$data.key")" --model "$id" \
+      --prompt "$PROMPT" --max-tokens "$GEN" --streams 1 --rounds 1 --count events
+  }
+  grid_run >/dev/null || true # warm-up: the node's first job
+  : >"$WORK/gw-$id-engine.jsonl"; : >"$WORK/gw-$id-grid.jsonl"
+  # alternate the two so that a change in the machine's load hits both alike
+  for _ in $(seq "$RUNS"); do
+    taskset -c "$WORK_CPU" "$ENGINE" -m "$model" --threads 1 --max-tokens "$GEN" --runs 1 \
+      --prompt "$PROMPT" | jq -c '.runs[0]' >>"$WORK/gw-$id-engine.jsonl"
+    grid_run | jq -c '.runs[0] + {errors}' >>"$WORK/gw-$id-grid.jsonl" || true
+  done
+  cleanup
+done
+
+# ---- 2. coordinator capacity -----------------------------------------------------------
+CAP=""
+if [ "$SKIP" != capacity ]; then
+  data=$WORK/cap
+  rm -rf "$data" "$data.node"
+  "$BIN" keys create --data "$data" --rate 0 --concurrency 0 >"$data.key" 2>/dev/null
+  "$BIN" nodes token --data "$data" --count "$NODES" >"$data.tokens"
+  start_coord "$data"
+  log "capacity: connecting $NODES synthetic nodes (fd limit $FDS)..."
+  t0=$(date +%s.%N)
+  IG_LOG=error taskset -c "$WORK_CPU" "$BIN" node --coordinator "127.0.0.1:$NODEPORT" --synthetic \
+    --count "$NODES" --rate "$RATE" --enroll-token-file "$data.tokens" --data "$data.node" \
+    2>"$data.node.log" &
+  PIDS+=("$!")
+  NODE_PID=$!
+  wait_nodes "$NODES" 120
+  t1=$(date +%s.%N)
+  connect_s=$(fmt '%.1f' "$t1 - $t0")
+  sleep 3 # let the enrolment writes and the first heartbeats settle
+  rss_idle_kb=$(awk '/VmRSS/ {print $2}' "/proc/$COORD_PID/status")
+  node_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$NODE_PID/status")
+  cpu_ticks() { awk '{print $14 + $15}' "/proc/$COORD_PID/stat"; }
+  hz=$(getconf CLK_TCK)
+  # idle CPU with the nodes' heartbeats only
+  c0=$(cpu_ticks); sleep 3; c1=$(cpu_ticks)
+  cpu_idle=$(fmt '%.1f' "($c1 - $c0) * 100 / $hz / 3")
+
+  max_tokens=$((RATE * SECONDS_PER_STREAM))
+  # the same measurement with a light load first: the floor of the method (the node's
+  # timer jitter, one hop each way) against which the full load is read
+  BASE_STREAMS=20
+  log "capacity: baseline, $BASE_STREAMS streams..."
+  taskset -c "$WORK_CPU" "$LOAD" --port "$API" --key "$(cat "$data.key")" --model edge \
+    --max-tokens $((RATE * 8)) --streams "$BASE_STREAMS" --rate "$RATE" --count spaces \
+    --timeout-s 60 >"$WORK/cap-base.json" || log "capacity: baseline streams failed"
+  log "capacity: $STREAMS concurrent streams, $RATE tokens/s each, $max_tokens tokens..."
+  taskset -c "$WORK_CPU" "$LOAD" --port "$API" --key "$(cat "$data.key")" --model edge \
+    --max-tokens "$max_tokens" --streams "$STREAMS" --ramp-ms 2000 --rate "$RATE" --count spaces \
+    --timeout-s $((SECONDS_PER_STREAM + 60)) --dump "$WORK/cap-events.txt" >"$WORK/cap-load.json" &
+  LOAD_PID=$!
+  # sample the coordinator while the streams run: RSS, CPU, running jobs
+  : >"$WORK/cap-samples.txt"
+  c_prev=$(cpu_ticks); t_prev=$(date +%s.%N)
+  while kill -0 "$LOAD_PID" 2>/dev/null; do
+    sleep 1
+    kill -0 "$COORD_PID" 2>/dev/null || break
+    c_now=$(cpu_ticks); t_now=$(date +%s.%N)
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$COORD_PID/status")
+    jobs=$(curl -s -m 2 "http://127.0.0.1:$API/healthz" | jq -r .jobs 2>/dev/null || echo "?")
+    echo "$rss $(fmt '%.1f' "($c_now - $c_prev) * 100 / $hz / ($t_now - $t_prev)") $jobs" >>"$WORK/cap-samples.txt"
+    c_prev=$c_now; t_prev=$t_now
+  done
+  wait "$LOAD_PID" || log "capacity: some streams failed: $(jq -c .errors "$WORK/cap-load.json")"
+  rss_peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$COORD_PID/status")
+  nodes_after=$(curl -s "http://127.0.0.1:$API/healthz" | jq -r .nodes)
+  cleanup
+  CAP=1
+fi
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- the fragment ----------------------------------------------------------------------
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+when=$(date -u '+%Y-%m-%d %H:%M UTC')
+{
+cat <<EOF
+## The grid (issue 4)
+
+Written by bench/grid_bench.sh (part of \`make bench\`) on $when from commit \`$commit\`;
+load average $load_before before, $load_after after. Real processes on loopback:
+\`idlegrid serve\`, \`idlegrid node\`, and the clients build/grid_load (libevent HTTP,
+server-sent events) and build/grid_engine.
+
+EOF
+if [ ${#GW_MODELS[@]} -gt 0 ]; then
+cat <<EOF
+### Gateway overhead
+
+One stream through the coordinator and one node against the engine alone, same model,
+same prompt ("$PROMPT"), greedy, $GEN tokens, 1 engine thread. The engine — alone in
+build/grid_engine (tokenize, then \`ig_generate\` into a context made beforehand, as a
+node does per job), or inside \`idlegrid node --slots 1 --threads 1\` — runs pinned to
+CPU $WORK_CPU; the coordinator and the HTTP client share CPU $COORD_CPU. Time to first
+token: from issuing the request (for the engine: from calling the tokenizer) to the
+first token that releases text; decode rate: tokens after the first / time from the
+first to the last text-releasing token; medians of $RUNS runs of each, alternating
+(engine, grid, engine, ...) so that the shared machine's load hits both alike; each
+engine run follows a warm-up run in the same process, the node served one warm-up
+stream first. Goal:
+≥ 97 % of the engine's tokens/s and ≤ 2 ms added to the time to first token.
+
+| model | engine decode | grid decode | grid / engine | engine TTFT | grid TTFT | added TTFT | goal met |
+|---|---|---|---|---|---|---|---|
+EOF
+for model in "${GW_MODELS[@]}"; do
+  id=$(basename "$model" .gguf)
+  e=$WORK/gw-$id-engine.jsonl; g=$WORK/gw-$id-grid.jsonl
+  ed=$(jq '.decode_tok_s' "$e" | median); et=$(jq '.ttft_ms' "$e" | median)
+  gd=$(jq 'select(.ok) | .decode_tok_s' "$g" | median)
+  gt=$(jq 'select(.ok) | .ttft_ms' "$g" | median)
+  if [ "$gd" = null ] || [ "$gt" = null ]; then
+    echo "| $id | $(fmt '%.1f tok/s' "$ed") | failed: $(jq -sc '[.[].errors[]][0:2]' "$g") | | $(fmt '%.2f ms' "$et") | | | no |"
+    continue
+  fi
+  ratio=$(fmt '%.1f' "$gd / $ed * 100"); added=$(fmt '%.2f' "$gt - $et")
+  met=$(awk "BEGIN { print ($ratio >= 97 && $added <= 2) ? \"yes\" : \"no\" }")
+  echo "| $id ($(fmt '%.0f MB' "$(stat -c %s "$model") / 1e6")) | $(fmt '%.1f tok/s' "$ed") | $(fmt '%.1f tok/s' "$gd") | $ratio % | $(fmt '%.2f ms' "$et") | $(fmt '%.2f ms' "$gt") | $added ms | $met |"
+done
+echo
+echo "Every run (decode tok/s; time to first token ms):"
+echo
+for model in "${GW_MODELS[@]}"; do
+  id=$(basename "$model" .gguf)
+  e=$WORK/gw-$id-engine.jsonl; g=$WORK/gw-$id-grid.jsonl
+  echo "- $id, engine alone: $(jq -sr '[.[] | "\(.decode_tok_s*10|round/10) / \(.ttft_ms*100|round/100)"] | join(", ")' "$e") ($(jq -sr '.[0].tokens' "$e") tokens)"
+  echo "- $id, grid: $(jq -sr '[.[] | if .ok then "\(.decode_tok_s*10|round/10) / \(.ttft_ms*100|round/100)" else "failed" end] | join(", ")' "$g") ($(jq -sr '.[0].usage_tokens' "$g") tokens)"
+done
+echo
+fi
+if [ -n "$CAP" ]; then
+  j() { jq -r "$1" "$WORK/cap-load.json"; }
+  rss_run_max=$(awk 'BEGIN{m=0} {if ($1>m) m=$1} END{print m}' "$WORK/cap-samples.txt")
+  cpu_med=$(awk '$3 != "?" && $3 > 0 {print $2}' "$WORK/cap-samples.txt" | sort -n | awk '{a[NR]=$1} END{print (NR ? a[int((NR+1)/2)] : "n/a")}')
+  cpu_max=$(awk 'BEGIN{m=0} {if ($2>m) m=$2} END{print m}' "$WORK/cap-samples.txt")
+  jobs_max=$(awk 'BEGIN{m=0} $3 != "?" {if ($3>m) m=$3} END{print m}' "$WORK/cap-samples.txt")
+  ok=$(j .ok); failed=$(j .failed)
+  p99c=$(j .tick_corrected_ms_p99); p99r=$(j .added_ms_p99)
+  cat <<EOF
+### Coordinator capacity
+
+\`idlegrid serve\` pinned to CPU $COORD_CPU (one core). $NODES simulated nodes in one
+\`idlegrid node --synthetic --count $NODES --rate $RATE\` process (4 slots each, one
+TCP connection each, enrolled with one-time tokens, default 2 s heartbeats) and
+build/grid_load opening $STREAMS streaming \`/v1/completions\` requests over 2 s, both on
+CPU $WORK_CPU. Each stream asks for $max_tokens tokens at $RATE tokens/s (about
+$SECONDS_PER_STREAM s), so the coordinator relays about $((STREAMS * RATE)) tokens/s in
+steady state. File descriptor limit: $FDS.
+
+| | |
+|---|---|
+| nodes connected | $NODES in $connect_s s (still connected after the run: $nodes_after) |
+| streams | $ok completed, $failed failed; at most $jobs_max running at once (/healthz \`jobs\`, sampled each second) |
+| tokens received | $(j .tokens) in $(fmt '%.1f' "$(j .wall_s)") s ($(fmt '%.0f' "$(j .client_tok_s)") tokens/s over the whole run, ramp and tail included) |
+| coordinator RSS, $NODES nodes idle | $(fmt '%.1f MB' "$rss_idle_kb / 1024") ($(fmt '%.1f KB' "$rss_idle_kb / $NODES") per node, everything included) |
+| coordinator RSS, streaming | $(fmt '%.1f MB' "$rss_run_max / 1024") at most (sampled), peak $(fmt '%.1f MB' "$rss_peak_kb / 1024") (VmHWM) |
+| coordinator CPU | ${cpu_idle} % of a core with the nodes idle (heartbeats); ${cpu_med} % median, ${cpu_max} % highest while streaming |
+| node process RSS ($NODES nodes) | $(fmt '%.1f MB' "$node_rss_kb / 1024") |
+| time to first token | p50 $(fmt '%.1f' "$(j .ttft_ms_p50)") ms, p99 $(fmt '%.1f' "$(j .ttft_ms_p99)") ms (includes the node's first tick, $(fmt '%.0f' "1000 / $RATE") ms) |
+| **added latency per token** | **p50 $(fmt '%.2f' "$(j .tick_corrected_ms_p50)") ms, p90 $(fmt '%.2f' "$(j .tick_corrected_ms_p90)") ms, p99 $(fmt '%.2f' "$p99c") ms, p99.9 $(fmt '%.2f' "$(j .tick_corrected_ms_p999)") ms, max $(fmt '%.2f' "$(j .tick_corrected_ms_max)") ms** (tick-corrected, see below) |
+| same, $BASE_STREAMS streams only (baseline) | p50 $(fmt '%.2f' "$(jq -r .tick_corrected_ms_p50 "$WORK/cap-base.json")") ms, p90 $(fmt '%.2f' "$(jq -r .tick_corrected_ms_p90 "$WORK/cap-base.json")") ms, p99 $(fmt '%.2f' "$(jq -r .tick_corrected_ms_p99 "$WORK/cap-base.json")") ms, max $(fmt '%.2f' "$(jq -r .tick_corrected_ms_max "$WORK/cap-base.json")") ms |
+| upper bound (uncorrected) | p50 $(fmt '%.2f' "$(j .added_ms_p50)") ms, p99 $(fmt '%.2f' "$p99r") ms, max $(fmt '%.2f' "$(j .added_ms_max)") ms |
+| events | $(j .events) SSE events, $(j .multi_token_events) of them carrying more than one token; $(j .tokens_one_tick_late) token(s) counted a tick late, $(j .tokens_two_or_more_ticks_late) two or more ticks late |
+
+How the added latency is measured. A synthetic node emits the tokens of a job on a
+fixed schedule: token k (0-based) is due (k+1)/rate after the job starts, and each
+1/rate tick sends every token due (docs/PROTOCOL.md). The client records when each
+event arrives (CLOCK_MONOTONIC) and, for the newest token the event carries, its
+lateness = arrival − request time − (k+1)/rate. Within one stream the job's start
+offset is constant, so the stream's smallest lateness is its fastest trip (request
+dispatch, the node's tick, node → coordinator → client with nothing queued), and a
+token's *added* latency is its lateness minus that minimum: the queueing and work the
+loaded path (mostly the coordinator, on its one core) adds to that token. Every token
+of an event is counted with that event's figure. Two effects of the node, not of the
+coordinator, are corrected: a token that an early tick (libevent's coarse clock)
+leaves for the next tick arrives with the next token in one event — measuring against
+the newest token of the event removes that — and when it happens to the stream's
+fastest event it shifts the whole stream by one tick, so the tick-corrected figure
+subtracts the nearest whole number of ticks ($(fmt '%.0f' "1000 / $RATE") ms) from each
+token's added latency. That correction would hide a delay of more than half a tick;
+the uncorrected figure (an upper bound: it includes those one-tick shifts) and the
+count of tokens two or more ticks late bound it. The node's ticks wobble by a few
+milliseconds (libevent schedules them on the kernel's coarse clock, 4 ms steps), so the
+method cannot see below that: the baseline row, the same measurement with only
+$BASE_STREAMS streams on the same coordinator and nodes, shows the floor; what the full
+load adds is the difference between the two rows. Per-event arrival times are in
+build/bench-grid/cap-events.txt (stream, first token index, tokens, ms since the request). The node process shares CPU $WORK_CPU with
+the client, so its own lateness is counted as added latency too (the figures are
+pessimistic for the coordinator).
+
+Goal (issue 4): $NODES connected nodes and $STREAMS concurrent streams on one
+coordinator core: $( [ "$ok" = "$STREAMS" ] && [ "$nodes_after" -ge "$NODES" ] && echo "met ($STREAMS of $STREAMS streams completed with all $NODES nodes connected)" || echo "NOT met ($ok of $STREAMS streams completed, $nodes_after of $NODES nodes connected at the end)").
+
+EOF
+fi
+cat <<EOF
+Reproduce: \`bash bench/grid_bench.sh build\` (after \`make build\`; knobs IG_GRID_RUNS,
+IG_GRID_GEN, IG_GRID_NODES, IG_GRID_STREAMS, IG_GRID_RATE, IG_GRID_SECONDS); the raw
+JSON is in build/bench-grid/.
+EOF
+} >"$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+log "wrote $OUT"
