@@ -487,5 +487,20 @@ int main(int argc, char **argv)
     printf("]}\n");
     if (dump)
         fclose(dump);
+    for (long i = 0; i < total; i++) {
+        free(S[i].late);
+        free(S[i].pending);
+        if (S[i].conn)
+            evhttp_connection_free(S[i].conn);
+    }
+    free(S);
+    free(ttft);
+    free(late);
+    free(added);
+    free(smin);
+    free(corr);
+    event_free(ramp_ev);
+    event_free(timeout_ev);
+    event_base_free(base);
     return n_ok == total ? 0 : 1;
 }

@@ -12,7 +12,8 @@
 # bench/PROFILE.md (where the time goes, written from profiles by hand) is copied in.
 #
 # Knobs (environment): IG_BENCH_THREADS (2), IG_BENCH_PROMPT (313), IG_BENCH_GEN (128),
-# IG_BENCH_REPEAT (5), IG_BENCH_TYPES ("q8_0 q4_0 q4_k_m"), IG_BENCH_OUT (docs/BENCHMARKS.md).
+# IG_BENCH_REPEAT (5), IG_BENCH_TYPES ("q8_0 q4_0 q4_k_m"), IG_BENCH_OUT (docs/BENCHMARKS.md),
+# IG_BENCH_GRID (1: also run bench/grid_bench.sh, the grid benchmarks of issue 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -81,6 +82,14 @@ for t in "${TYPES[@]}"; do
   jq -r '"bench: \(.type): prefill \(.prefill_tok_s|floor) tok/s, decode \(.decode_tok_s*10|floor/10) tok/s, \(.roofline_fraction*1000|floor/10) % of the roofline"' "$CACHE/$t.json" >&2
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# The grid benchmarks of issue 4 (gateway overhead, coordinator capacity): their own
+# script writes a fragment, included below. IG_BENCH_GRID=0 skips them.
+GRID_MD=$BUILD/bench-grid/grid.md
+rm -f "$GRID_MD"
+if [ "${IG_BENCH_GRID:-1}" = 1 ]; then
+  bash bench/grid_bench.sh "$BUILD" || log "the grid benchmarks failed (see above)"
+fi
 
 # ---- the document --------------------------------------------------------------------
 j() { jq -r "$2" "$CACHE/$1.json"; }
@@ -237,6 +246,10 @@ done
 if [ -f bench/PROFILE.md ]; then
   echo
   cat bench/PROFILE.md
+fi
+if [ -f "$GRID_MD" ]; then
+  echo
+  cat "$GRID_MD"
 fi
 cat <<EOF
 
