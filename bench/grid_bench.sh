@@ -15,8 +15,9 @@
 #    per-token latency the path adds (method in the fragment).
 #
 # Knobs (environment): IG_GRID_RUNS (7), IG_GRID_GEN (64), IG_GRID_NODES (10000),
-# IG_GRID_STREAMS (2000), IG_GRID_RATE (10 tokens/s per stream), IG_GRID_SECONDS (30:
-# each capacity stream lasts this long), IG_GRID_SKIP (gateway|capacity: skip one).
+# IG_GRID_STREAMS (2000), IG_GRID_RATES ("4 10": tokens/s per stream, one capacity run
+# each), IG_GRID_SECONDS (20: each capacity stream lasts this long), IG_GRID_RAMP_MS
+# (8000: the streams are opened over this long), IG_GRID_SKIP (gateway|capacity).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,8 +31,9 @@ RUNS=${IG_GRID_RUNS:-7}
 GEN=${IG_GRID_GEN:-64}
 NODES=${IG_GRID_NODES:-10000}
 STREAMS=${IG_GRID_STREAMS:-2000}
-RATE=${IG_GRID_RATE:-10}
-SECONDS_PER_STREAM=${IG_GRID_SECONDS:-30}
+RATES=${IG_GRID_RATES:-4 10}
+SECONDS_PER_STREAM=${IG_GRID_SECONDS:-20}
+RAMP_MS=${IG_GRID_RAMP_MS:-8000}
 SKIP=${IG_GRID_SKIP:-}
 PROMPT="ROMEO: But soft, what light through yonder window breaks"
 
@@ -147,57 +149,87 @@ done
 CAP=""
 if [ "$SKIP" != capacity ]; then
   data=$WORK/cap
-  rm -rf "$data" "$data.node"
+  rm -rf "$data" "$data.node" "$WORK"/cap-*
   "$BIN" keys create --data "$data" --rate 0 --concurrency 0 >"$data.key" 2>/dev/null
   "$BIN" nodes token --data "$data" --count "$NODES" >"$data.tokens"
   start_coord "$data"
-  log "capacity: connecting $NODES synthetic nodes (fd limit $FDS)..."
+  cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+  hz=$(getconf CLK_TCK)
+  # start_nodes RATE: the synthetic node process (its --rate is per process)
+  start_nodes() {
+    IG_LOG=error taskset -c "$WORK_CPU" "$BIN" node --coordinator "127.0.0.1:$NODEPORT" --synthetic \
+      --count "$NODES" --rate "$1" --enroll-token-file "$data.tokens" --data "$data.node" \
+      2>>"$data.node.log" &
+    NODE_PID=$!
+    PIDS+=("$NODE_PID")
+  }
+  stop_nodes() {
+    kill "$NODE_PID" 2>/dev/null || true
+    wait "$NODE_PID" 2>/dev/null || true
+    for _ in $(seq 100); do
+      [ "$(curl -sf "http://127.0.0.1:$API/healthz" | jq -r .nodes 2>/dev/null || echo 1)" = 0 ] && break
+      sleep 0.1
+    done
+  }
+  read -r -a RATE_LIST <<<"$RATES"
+  log "capacity: connecting $NODES synthetic nodes (first connection: enrolment; fd limit $FDS)..."
   t0=$(date +%s.%N)
-  IG_LOG=error taskset -c "$WORK_CPU" "$BIN" node --coordinator "127.0.0.1:$NODEPORT" --synthetic \
-    --count "$NODES" --rate "$RATE" --enroll-token-file "$data.tokens" --data "$data.node" \
-    2>"$data.node.log" &
-  PIDS+=("$!")
-  NODE_PID=$!
-  wait_nodes "$NODES" 120
-  t1=$(date +%s.%N)
-  connect_s=$(fmt '%.1f' "$t1 - $t0")
-  sleep 3 # let the enrolment writes and the first heartbeats settle
+  start_nodes "${RATE_LIST[0]}"
+  wait_nodes "$NODES" 180
+  connect_s=$(fmt '%.1f' "$(date +%s.%N) - $t0")
+  sleep 3 # let the first heartbeats settle
   rss_idle_kb=$(awk '/VmRSS/ {print $2}' "/proc/$COORD_PID/status")
   node_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$NODE_PID/status")
-  cpu_ticks() { awk '{print $14 + $15}' "/proc/$COORD_PID/stat"; }
-  hz=$(getconf CLK_TCK)
-  # idle CPU with the nodes' heartbeats only
-  c0=$(cpu_ticks); sleep 3; c1=$(cpu_ticks)
-  cpu_idle=$(fmt '%.1f' "($c1 - $c0) * 100 / $hz / 3")
+  c0=$(cpu_ticks "$COORD_PID"); sleep 4; c1=$(cpu_ticks "$COORD_PID")
+  cpu_idle=$(fmt '%.0f' "($c1 - $c0) * 100 / $hz / 4")
 
-  max_tokens=$((RATE * SECONDS_PER_STREAM))
   # the same measurement with a light load first: the floor of the method (the node's
   # timer jitter, one hop each way) against which the full load is read
   BASE_STREAMS=20
-  log "capacity: baseline, $BASE_STREAMS streams..."
+  log "capacity: baseline, $BASE_STREAMS streams at ${RATE_LIST[0]} tokens/s..."
   taskset -c "$WORK_CPU" "$LOAD" --port "$API" --key "$(cat "$data.key")" --model edge \
-    --max-tokens $((RATE * 8)) --streams "$BASE_STREAMS" --rate "$RATE" --count spaces \
-    --timeout-s 60 >"$WORK/cap-base.json" || log "capacity: baseline streams failed"
-  log "capacity: $STREAMS concurrent streams, $RATE tokens/s each, $max_tokens tokens..."
-  taskset -c "$WORK_CPU" "$LOAD" --port "$API" --key "$(cat "$data.key")" --model edge \
-    --max-tokens "$max_tokens" --streams "$STREAMS" --ramp-ms 2000 --rate "$RATE" --count spaces \
-    --timeout-s $((SECONDS_PER_STREAM + 60)) --dump "$WORK/cap-events.txt" >"$WORK/cap-load.json" &
-  LOAD_PID=$!
-  # sample the coordinator while the streams run: RSS, CPU, running jobs
-  : >"$WORK/cap-samples.txt"
-  c_prev=$(cpu_ticks); t_prev=$(date +%s.%N)
-  while kill -0 "$LOAD_PID" 2>/dev/null; do
-    sleep 1
-    kill -0 "$COORD_PID" 2>/dev/null || break
-    c_now=$(cpu_ticks); t_now=$(date +%s.%N)
-    rss=$(awk '/VmRSS/ {print $2}' "/proc/$COORD_PID/status")
-    jobs=$(curl -s -m 2 "http://127.0.0.1:$API/healthz" | jq -r .jobs 2>/dev/null || echo "?")
-    echo "$rss $(fmt '%.1f' "($c_now - $c_prev) * 100 / $hz / ($t_now - $t_prev)") $jobs" >>"$WORK/cap-samples.txt"
-    c_prev=$c_now; t_prev=$t_now
+    --max-tokens $((RATE_LIST[0] * 8)) --streams "$BASE_STREAMS" --rate "${RATE_LIST[0]}" \
+    --count spaces --timeout-s 60 >"$WORK/cap-base.json" || log "capacity: baseline streams failed"
+
+  first=1
+  for rate in "${RATE_LIST[@]}"; do
+    if [ -z "$first" ]; then
+      log "capacity: reconnecting the $NODES nodes at $rate tokens/s..."
+      stop_nodes
+      t0=$(date +%s.%N)
+      start_nodes "$rate"
+      wait_nodes "$NODES" 180
+      echo "$(fmt '%.1f' "$(date +%s.%N) - $t0")" >"$WORK/cap-$rate-reconnect_s"
+      sleep 3
+    fi
+    first=""
+    max_tokens=$((rate * SECONDS_PER_STREAM))
+    log "capacity: $STREAMS streams (opened over $RAMP_MS ms), $rate tokens/s each, $max_tokens tokens..."
+    taskset -c "$WORK_CPU" "$LOAD" --port "$API" --key "$(cat "$data.key")" --model edge \
+      --max-tokens "$max_tokens" --streams "$STREAMS" --ramp-ms "$RAMP_MS" --rate "$rate" --count spaces \
+      --timeout-s $((SECONDS_PER_STREAM + RAMP_MS / 1000 + 60)) --dump "$WORK/cap-$rate-events.txt" \
+      >"$WORK/cap-$rate.json" &
+    LOAD_PID=$!
+    # every second: coordinator RSS, CPU % of the coordinator, the nodes, the client; jobs
+    : >"$WORK/cap-$rate-samples.txt"
+    cp_=$(cpu_ticks "$COORD_PID"); np_=$(cpu_ticks "$NODE_PID"); lp_=$(cpu_ticks "$LOAD_PID")
+    t_prev=$(date +%s.%N)
+    while kill -0 "$LOAD_PID" 2>/dev/null; do
+      sleep 1
+      kill -0 "$COORD_PID" 2>/dev/null || break
+      cn=$(cpu_ticks "$COORD_PID"); nn=$(cpu_ticks "$NODE_PID"); ln=$(cpu_ticks "$LOAD_PID")
+      t_now=$(date +%s.%N)
+      dt=$(fmt '%.3f' "$t_now - $t_prev")
+      rss=$(awk '/VmRSS/ {print $2}' "/proc/$COORD_PID/status")
+      jobs=$(curl -s -m 2 "http://127.0.0.1:$API/healthz" | jq -r .jobs 2>/dev/null || echo "?")
+      echo "$rss $(fmt '%.0f' "($cn - $cp_) * 100 / $hz / $dt") $(fmt '%.0f' "($nn - $np_) * 100 / $hz / $dt") $(fmt '%.0f' "($ln - $lp_) * 100 / $hz / $dt") $jobs" \
+        >>"$WORK/cap-$rate-samples.txt"
+      cp_=$cn; np_=$nn; lp_=$ln; t_prev=$t_now
+    done
+    wait "$LOAD_PID" || log "capacity: some streams failed: $(jq -c .errors "$WORK/cap-$rate.json")"
+    curl -s "http://127.0.0.1:$API/healthz" | jq -r .nodes >"$WORK/cap-$rate-nodes_after"
   done
-  wait "$LOAD_PID" || log "capacity: some streams failed: $(jq -c .errors "$WORK/cap-load.json")"
   rss_peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$COORD_PID/status")
-  nodes_after=$(curl -s "http://127.0.0.1:$API/healthz" | jq -r .nodes)
   cleanup
   CAP=1
 fi
@@ -262,38 +294,74 @@ done
 echo
 fi
 if [ -n "$CAP" ]; then
-  j() { jq -r "$1" "$WORK/cap-load.json"; }
-  rss_run_max=$(awk 'BEGIN{m=0} {if ($1>m) m=$1} END{print m}' "$WORK/cap-samples.txt")
-  cpu_med=$(awk '$3 != "?" && $3 > 0 {print $2}' "$WORK/cap-samples.txt" | sort -n | awk '{a[NR]=$1} END{print (NR ? a[int((NR+1)/2)] : "n/a")}')
-  cpu_max=$(awk 'BEGIN{m=0} {if ($2>m) m=$2} END{print m}' "$WORK/cap-samples.txt")
-  jobs_max=$(awk 'BEGIN{m=0} $3 != "?" {if ($3>m) m=$3} END{print m}' "$WORK/cap-samples.txt")
-  ok=$(j .ok); failed=$(j .failed)
-  p99c=$(j .tick_corrected_ms_p99); p99r=$(j .added_ms_p99)
+  read -r -a RATE_LIST <<<"$RATES"
   cat <<EOF
 ### Coordinator capacity
 
 \`idlegrid serve\` pinned to CPU $COORD_CPU (one core). $NODES simulated nodes in one
-\`idlegrid node --synthetic --count $NODES --rate $RATE\` process (4 slots each, one
-TCP connection each, enrolled with one-time tokens, default 2 s heartbeats) and
-build/grid_load opening $STREAMS streaming \`/v1/completions\` requests over 2 s, both on
-CPU $WORK_CPU. Each stream asks for $max_tokens tokens at $RATE tokens/s (about
-$SECONDS_PER_STREAM s), so the coordinator relays about $((STREAMS * RATE)) tokens/s in
-steady state. File descriptor limit: $FDS.
+\`idlegrid node --synthetic --count $NODES\` process (4 slots each, one TCP connection
+each, enrolled with one-time tokens, 2 s heartbeats) and build/grid_load opening
+$STREAMS streaming \`/v1/completions\` requests over $(fmt '%.0f' "$RAMP_MS / 1000") s, both on CPU $WORK_CPU.
+Each stream lasts $SECONDS_PER_STREAM s of tokens; one run per token rate (the node
+process is restarted for each and its nodes reconnect). All $STREAMS streams are open
+at once from the end of the ramp until the first ones finish. File descriptor limit: $FDS.
+
+With the nodes connected and idle:
 
 | | |
 |---|---|
-| nodes connected | $NODES in $connect_s s (still connected after the run: $nodes_after) |
-| streams | $ok completed, $failed failed; at most $jobs_max running at once (/healthz \`jobs\`, sampled each second) |
-| tokens received | $(j .tokens) in $(fmt '%.1f' "$(j .wall_s)") s ($(fmt '%.0f' "$(j .client_tok_s)") tokens/s over the whole run, ramp and tail included) |
-| coordinator RSS, $NODES nodes idle | $(fmt '%.1f MB' "$rss_idle_kb / 1024") ($(fmt '%.1f KB' "$rss_idle_kb / $NODES") per node, everything included) |
-| coordinator RSS, streaming | $(fmt '%.1f MB' "$rss_run_max / 1024") at most (sampled), peak $(fmt '%.1f MB' "$rss_peak_kb / 1024") (VmHWM) |
-| coordinator CPU | ${cpu_idle} % of a core with the nodes idle (heartbeats); ${cpu_med} % median, ${cpu_max} % highest while streaming |
-| node process RSS ($NODES nodes) | $(fmt '%.1f MB' "$node_rss_kb / 1024") |
-| time to first token | p50 $(fmt '%.1f' "$(j .ttft_ms_p50)") ms, p99 $(fmt '%.1f' "$(j .ttft_ms_p99)") ms (includes the node's first tick, $(fmt '%.0f' "1000 / $RATE") ms) |
-| **added latency per token** | **p50 $(fmt '%.2f' "$(j .tick_corrected_ms_p50)") ms, p90 $(fmt '%.2f' "$(j .tick_corrected_ms_p90)") ms, p99 $(fmt '%.2f' "$p99c") ms, p99.9 $(fmt '%.2f' "$(j .tick_corrected_ms_p999)") ms, max $(fmt '%.2f' "$(j .tick_corrected_ms_max)") ms** (tick-corrected, see below) |
-| same, $BASE_STREAMS streams only (baseline) | p50 $(fmt '%.2f' "$(jq -r .tick_corrected_ms_p50 "$WORK/cap-base.json")") ms, p90 $(fmt '%.2f' "$(jq -r .tick_corrected_ms_p90 "$WORK/cap-base.json")") ms, p99 $(fmt '%.2f' "$(jq -r .tick_corrected_ms_p99 "$WORK/cap-base.json")") ms, max $(fmt '%.2f' "$(jq -r .tick_corrected_ms_max "$WORK/cap-base.json")") ms |
-| upper bound (uncorrected) | p50 $(fmt '%.2f' "$(j .added_ms_p50)") ms, p99 $(fmt '%.2f' "$p99r") ms, max $(fmt '%.2f' "$(j .added_ms_max)") ms |
-| events | $(j .events) SSE events, $(j .multi_token_events) of them carrying more than one token; $(j .tokens_one_tick_late) token(s) counted a tick late, $(j .tokens_two_or_more_ticks_late) two or more ticks late |
+| $NODES nodes connected (enrolment included) | in $connect_s s |
+| coordinator RSS | $(fmt '%.1f MB' "$rss_idle_kb / 1024") ($(fmt '%.1f KB' "$rss_idle_kb / $NODES") per node, everything included) |
+| coordinator CPU, heartbeats only | ${cpu_idle} % of its core |
+| node process RSS | $(fmt '%.1f MB' "$node_rss_kb / 1024") |
+| peak coordinator RSS over the whole benchmark | $(fmt '%.1f MB' "$rss_peak_kb / 1024") (VmHWM) |
+
+With $STREAMS streams (CPU medians are over the per-second samples with at least
+$((STREAMS * 9 / 10)) jobs running):
+
+EOF
+  hdr="| | $BASE_STREAMS streams (baseline) |"; sep="|---|---|"
+  for r in "${RATE_LIST[@]}"; do hdr+=" $STREAMS × $r tok/s |"; sep+="---|"; done
+  echo "$hdr"; echo "$sep"
+  row() { # row LABEL FUNCTION: FUNCTION gets the run's JSON file and its rate (or "base")
+    local label=$1 f=$2 line
+    line="| $label | $($f "$WORK/cap-base.json" base) |"
+    for r in "${RATE_LIST[@]}"; do line+=" $($f "$WORK/cap-$r.json" "$r") |"; done
+    echo "$line"
+  }
+  jn() { jq -r "$1" "$2"; }
+  maxcol() { awk -v c="$2" 'BEGIN{m=0} $c != "?" {if ($c+0>m) m=$c+0} END{print m}' "$1"; }
+  medcol() { # median of a column over the full-concurrency seconds
+    awk -v c="$2" -v lim=$((STREAMS * 9 / 10)) '$5 != "?" && $5 >= lim {print $c}' "$1" | sort -n |
+      awk '{a[NR]=$1} END{print (NR ? a[int((NR+1)/2)] : "n/a")}'
+  }
+  f_tps() { [ "$2" = base ] && echo "$((BASE_STREAMS * RATE_LIST[0]))" || echo "$((STREAMS * $2))"; }
+  f_streams() { echo "$(jn .ok "$1") ok, $(jn .failed "$1") failed"; }
+  f_jobs() { [ "$2" = base ] && echo "" || maxcol "$WORK/cap-$2-samples.txt" 5; }
+  f_ccpu() { [ "$2" = base ] && echo "" || echo "$(medcol "$WORK/cap-$2-samples.txt" 2) % (highest $(maxcol "$WORK/cap-$2-samples.txt" 2) %)"; }
+  f_ncpu() { [ "$2" = base ] && echo "" || echo "$(medcol "$WORK/cap-$2-samples.txt" 3) % / $(medcol "$WORK/cap-$2-samples.txt" 4) %"; }
+  f_rss() { [ "$2" = base ] && echo "" || fmt '%.1f MB' "$(maxcol "$WORK/cap-$2-samples.txt" 1) / 1024"; }
+  f_recv() { echo "$(jn .tokens "$1") in $(fmt '%.1f' "$(jn .wall_s "$1")") s"; }
+  f_ttft() { echo "$(fmt '%.0f' "$(jn .ttft_ms_p50 "$1")") / $(fmt '%.0f' "$(jn .ttft_ms_p99 "$1")") ms"; }
+  f_corr() { echo "$(fmt '%.1f' "$(jn .tick_corrected_ms_p50 "$1")") / $(fmt '%.1f' "$(jn .tick_corrected_ms_p90 "$1")") / **$(fmt '%.1f' "$(jn .tick_corrected_ms_p99 "$1")")** ms"; }
+  f_raw() { echo "$(fmt '%.0f' "$(jn .added_ms_p50 "$1")") / $(fmt '%.0f' "$(jn .added_ms_p99 "$1")") / $(fmt '%.0f' "$(jn .added_ms_max "$1")") ms"; }
+  f_tick() { fmt '%.0f ms' "$(jn .tick_ms "$1")"; }
+  f_slip() { echo "$(jn .tokens_one_tick_late "$1") / $(jn .tokens_two_or_more_ticks_late "$1") of $(jn .late_tokens "$1")"; }
+  f_nodes() { [ "$2" = base ] && echo "" || cat "$WORK/cap-$2-nodes_after"; }
+  row "tokens/s asked of the coordinator" f_tps
+  row "streams" f_streams
+  row "most jobs running at once (/healthz, each second)" f_jobs
+  row "tokens received" f_recv
+  row "coordinator CPU (median while all streams run)" f_ccpu
+  row "node process / client CPU (medians, both on CPU $WORK_CPU)" f_ncpu
+  row "coordinator RSS (highest sample)" f_rss
+  row "time to first token, p50 / p99" f_ttft
+  row "node tick (1/rate)" f_tick
+  row "**added latency per token, tick-corrected: p50 / p90 / p99**" f_corr
+  row "added latency, uncorrected upper bound: p50 / p99 / max" f_raw
+  row "tokens one tick late / two or more ticks late" f_slip
+  row "nodes connected after the run" f_nodes
+  cat <<EOF
 
 How the added latency is measured. A synthetic node emits the tokens of a job on a
 fixed schedule: token k (0-based) is due (k+1)/rate after the job starts, and each
@@ -303,32 +371,28 @@ lateness = arrival − request time − (k+1)/rate. Within one stream the job's 
 offset is constant, so the stream's smallest lateness is its fastest trip (request
 dispatch, the node's tick, node → coordinator → client with nothing queued), and a
 token's *added* latency is its lateness minus that minimum: the queueing and work the
-loaded path (mostly the coordinator, on its one core) adds to that token. Every token
-of an event is counted with that event's figure. Two effects of the node, not of the
-coordinator, are corrected: a token that an early tick (libevent's coarse clock)
-leaves for the next tick arrives with the next token in one event — measuring against
-the newest token of the event removes that — and when it happens to the stream's
-fastest event it shifts the whole stream by one tick, so the tick-corrected figure
-subtracts the nearest whole number of ticks ($(fmt '%.0f' "1000 / $RATE") ms) from each
-token's added latency. That correction would hide a delay of more than half a tick;
+loaded path adds to that token. Every token of an event is counted with that event's
+figure. Two effects of the node, not of the coordinator, are corrected: a token that
+an early tick (libevent's coarse clock) leaves for the next tick arrives with the next
+token in one event — measuring against the newest token of the event removes that —
+and when it happens to the stream's fastest event it shifts the whole stream by one
+tick, so the tick-corrected figure subtracts the nearest whole number of ticks from
+each token's added latency. That correction hides any delay longer than half a tick:
 the uncorrected figure (an upper bound: it includes those one-tick shifts) and the
-count of tokens two or more ticks late bound it. The node's ticks wobble by a few
-milliseconds (libevent schedules them on the kernel's coarse clock, 4 ms steps), so the
-method cannot see below that: the baseline row, the same measurement with only
-$BASE_STREAMS streams on the same coordinator and nodes, shows the floor; what the full
-load adds is the difference between the two rows. Per-event arrival times are in
-build/bench-grid/cap-events.txt (stream, first token index, tokens, ms since the request). The node process shares CPU $WORK_CPU with
-the client, so its own lateness is counted as added latency too (the figures are
-pessimistic for the coordinator).
-
-Goal (issue 4): $NODES connected nodes and $STREAMS concurrent streams on one
-coordinator core: $( [ "$ok" = "$STREAMS" ] && [ "$nodes_after" -ge "$NODES" ] && echo "met ($STREAMS of $STREAMS streams completed with all $NODES nodes connected)" || echo "NOT met ($ok of $STREAMS streams completed, $nodes_after of $NODES nodes connected at the end)").
+count of tokens two or more ticks late bound it — when they are large, the path was
+queueing and the corrected figure means nothing. The node's ticks wobble by a few
+milliseconds (the coarse clock steps by 4 ms), so the method cannot see below that: the
+baseline column, $BASE_STREAMS streams on the same coordinator and nodes, is the floor.
+The node process and the client share CPU $WORK_CPU, so their own lateness counts as
+added latency too. Per-event arrival times: build/bench-grid/cap-RATE-events.txt
+(stream, first token index, tokens, ms since the request).
 
 EOF
 fi
 cat <<EOF
 Reproduce: \`bash bench/grid_bench.sh build\` (after \`make build\`; knobs IG_GRID_RUNS,
-IG_GRID_GEN, IG_GRID_NODES, IG_GRID_STREAMS, IG_GRID_RATE, IG_GRID_SECONDS); the raw
+IG_GRID_GEN, IG_GRID_NODES, IG_GRID_STREAMS, IG_GRID_RATES, IG_GRID_SECONDS,
+IG_GRID_RAMP_MS); the raw
 JSON is in build/bench-grid/.
 EOF
 } >"$OUT.tmp"
