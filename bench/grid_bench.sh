@@ -117,32 +117,39 @@ if [ "$SKIP" != gateway ]; then
   GW_MODELS=(models/cloud.gguf "$MID")
 fi
 
+# Two placements: "pinned" — the engine (alone, or the node with its link thread) on
+# CPU 1, the coordinator and the client on CPU 0; "free" — nothing pinned, so the node's
+# link thread can run beside its engine thread on the other core.
+GW_CONFIGS=(pinned free)
+for cfg in "${GW_CONFIGS[@]}"; do
+if [ "$cfg" = pinned ]; then PIN_W=(taskset -c "$WORK_CPU"); PIN_C=(taskset -c "$COORD_CPU"); else PIN_W=(); PIN_C=(); fi
 for model in "${GW_MODELS[@]}"; do
   id=$(basename "$model" .gguf)
-  log "gateway: $id, engine alone and through the coordinator + one node, interleaved ($RUNS runs each)..."
-  data=$WORK/gw-$id
+  log "gateway ($cfg): $id, engine alone and through the coordinator + one node, interleaved ($RUNS runs each)..."
+  data=$WORK/gw-$cfg-$id
   rm -rf "$data" "$data.node"
   "$BIN" keys create --data "$data" --rate 0 --concurrency 0 >"$data.key" 2>/dev/null
   start_coord "$data"
   tok=$("$BIN" nodes token --data "$data")
-  IG_LOG=warn taskset -c "$WORK_CPU" "$BIN" node --coordinator "127.0.0.1:$NODEPORT" --model "$model" \
+  IG_LOG=warn "${PIN_W[@]}" "$BIN" node --coordinator "127.0.0.1:$NODEPORT" --model "$model" \
     --class cloud --slots 1 --threads 1 --data "$data.node" --enroll-token "$tok" \
     2>"$data.node.log" &
   PIDS+=("$!")
   wait_nodes 1 60
   grid_run() {
-    taskset -c "$COORD_CPU" "$LOAD" --port "$API" --key "$(cat "$data.key")" --model "$id" \
+    "${PIN_C[@]}" "$LOAD" --port "$API" --key "$(cat "$data.key")" --model "$id" \
       --prompt "$PROMPT" --max-tokens "$GEN" --streams 1 --rounds 1 --count events
   }
   grid_run >/dev/null || true # warm-up: the node's first job
-  : >"$WORK/gw-$id-engine.jsonl"; : >"$WORK/gw-$id-grid.jsonl"
+  : >"$WORK/gw-$cfg-$id-engine.jsonl"; : >"$WORK/gw-$cfg-$id-grid.jsonl"
   # alternate the two so that a change in the machine's load hits both alike
   for _ in $(seq "$RUNS"); do
-    taskset -c "$WORK_CPU" "$ENGINE" -m "$model" --threads 1 --max-tokens "$GEN" --runs 1 \
-      --prompt "$PROMPT" | jq -c '.runs[0]' >>"$WORK/gw-$id-engine.jsonl"
-    grid_run | jq -c '.runs[0] + {errors}' >>"$WORK/gw-$id-grid.jsonl" || true
+    "${PIN_W[@]}" "$ENGINE" -m "$model" --threads 1 --max-tokens "$GEN" --runs 1 \
+      --prompt "$PROMPT" | jq -c '.runs[0]' >>"$WORK/gw-$cfg-$id-engine.jsonl"
+    grid_run | jq -c '.runs[0] + {errors}' >>"$WORK/gw-$cfg-$id-grid.jsonl" || true
   done
   cleanup
+done
 done
 
 # ---- 2. coordinator capacity -----------------------------------------------------------
@@ -253,10 +260,13 @@ cat <<EOF
 ### Gateway overhead
 
 One stream through the coordinator and one node against the engine alone, same model,
-same prompt ("$PROMPT"), greedy, $GEN tokens, 1 engine thread. The engine — alone in
+same prompt ("$PROMPT"), greedy, $GEN tokens, 1 engine thread: the engine alone in
 build/grid_engine (tokenize, then \`ig_generate\` into a context made beforehand, as a
-node does per job), or inside \`idlegrid node --slots 1 --threads 1\` — runs pinned to
-CPU $WORK_CPU; the coordinator and the HTTP client share CPU $COORD_CPU. Time to first
+node does per job), or inside \`idlegrid node --slots 1 --threads 1\`. Two placements:
+*pinned* — the engine (alone, or the whole node process: engine thread and link thread)
+on CPU $WORK_CPU, the coordinator and the HTTP client on CPU $COORD_CPU; *free* — nothing
+pinned, so the node's link thread can run on the other core while its engine thread
+computes (the coordinator and the client float too). Time to first
 token: from issuing the request (for the engine: from calling the tokenizer) to the
 first token that releases text; decode rate: tokens after the first / time from the
 first to the last text-releasing token; medians of $RUNS runs of each, alternating
@@ -265,31 +275,35 @@ engine run follows a warm-up run in the same process, the node served one warm-u
 stream first. Goal:
 ≥ 97 % of the engine's tokens/s and ≤ 2 ms added to the time to first token.
 
-| model | engine decode | grid decode | grid / engine | engine TTFT | grid TTFT | added TTFT | goal met |
-|---|---|---|---|---|---|---|---|
+| placement | model | engine decode | grid decode | grid / engine | engine TTFT | grid TTFT | added TTFT | goal met |
+|---|---|---|---|---|---|---|---|---|
 EOF
+for cfg in "${GW_CONFIGS[@]}"; do
 for model in "${GW_MODELS[@]}"; do
   id=$(basename "$model" .gguf)
-  e=$WORK/gw-$id-engine.jsonl; g=$WORK/gw-$id-grid.jsonl
+  e=$WORK/gw-$cfg-$id-engine.jsonl; g=$WORK/gw-$cfg-$id-grid.jsonl
   ed=$(jq '.decode_tok_s' "$e" | median); et=$(jq '.ttft_ms' "$e" | median)
   gd=$(jq 'select(.ok) | .decode_tok_s' "$g" | median)
   gt=$(jq 'select(.ok) | .ttft_ms' "$g" | median)
   if [ "$gd" = null ] || [ "$gt" = null ]; then
-    echo "| $id | $(fmt '%.1f tok/s' "$ed") | failed: $(jq -sc '[.[].errors[]][0:2]' "$g") | | $(fmt '%.2f ms' "$et") | | | no |"
+    echo "| $cfg | $id | $(fmt '%.1f tok/s' "$ed") | failed: $(jq -sc '[.[].errors[]][0:2]' "$g") | | $(fmt '%.2f ms' "$et") | | | no |"
     continue
   fi
   ratio=$(fmt '%.1f' "$gd / $ed * 100"); added=$(fmt '%.2f' "$gt - $et")
   met=$(awk "BEGIN { print ($ratio >= 97 && $added <= 2) ? \"yes\" : \"no\" }")
-  echo "| $id ($(fmt '%.0f MB' "$(stat -c %s "$model") / 1e6")) | $(fmt '%.1f tok/s' "$ed") | $(fmt '%.1f tok/s' "$gd") | $ratio % | $(fmt '%.2f ms' "$et") | $(fmt '%.2f ms' "$gt") | $added ms | $met |"
+  echo "| $cfg | $id ($(fmt '%.0f MB' "$(stat -c %s "$model") / 1e6")) | $(fmt '%.1f tok/s' "$ed") | $(fmt '%.1f tok/s' "$gd") | $ratio % | $(fmt '%.2f ms' "$et") | $(fmt '%.2f ms' "$gt") | $added ms | $met |"
+done
 done
 echo
 echo "Every run (decode tok/s; time to first token ms):"
 echo
+for cfg in "${GW_CONFIGS[@]}"; do
 for model in "${GW_MODELS[@]}"; do
   id=$(basename "$model" .gguf)
-  e=$WORK/gw-$id-engine.jsonl; g=$WORK/gw-$id-grid.jsonl
-  echo "- $id, engine alone: $(jq -sr '[.[] | "\(.decode_tok_s*10|round/10) / \(.ttft_ms*100|round/100)"] | join(", ")' "$e") ($(jq -sr '.[0].tokens' "$e") tokens)"
-  echo "- $id, grid: $(jq -sr '[.[] | if .ok then "\(.decode_tok_s*10|round/10) / \(.ttft_ms*100|round/100)" else "failed" end] | join(", ")' "$g") ($(jq -sr '.[0].usage_tokens' "$g") tokens)"
+  e=$WORK/gw-$cfg-$id-engine.jsonl; g=$WORK/gw-$cfg-$id-grid.jsonl
+  echo "- $cfg, $id, engine alone: $(jq -sr '[.[] | "\(.decode_tok_s*10|round/10) / \(.ttft_ms*100|round/100)"] | join(", ")' "$e") ($(jq -sr '.[0].tokens' "$e") tokens)"
+  echo "- $cfg, $id, grid: $(jq -sr '[.[] | if .ok then "\(.decode_tok_s*10|round/10) / \(.ttft_ms*100|round/100)" else "failed" end] | join(", ")' "$g") ($(jq -sr '.[0].usage_tokens' "$g") tokens)"
+done
 done
 echo
 fi
@@ -345,6 +359,7 @@ EOF
   f_ttft() { echo "$(fmt '%.0f' "$(jn .ttft_ms_p50 "$1")") / $(fmt '%.0f' "$(jn .ttft_ms_p99 "$1")") ms"; }
   f_corr() { echo "$(fmt '%.1f' "$(jn .tick_corrected_ms_p50 "$1")") / $(fmt '%.1f' "$(jn .tick_corrected_ms_p90 "$1")") / **$(fmt '%.1f' "$(jn .tick_corrected_ms_p99 "$1")")** ms"; }
   f_raw() { echo "$(fmt '%.0f' "$(jn .added_ms_p50 "$1")") / $(fmt '%.0f' "$(jn .added_ms_p99 "$1")") / $(fmt '%.0f' "$(jn .added_ms_max "$1")") ms"; }
+  f_steady() { [ "$(jn .steady_tokens "$1")" = 0 ] && echo "(no window)" || echo "$(fmt '%.1f' "$(jn .steady_corrected_ms_p50 "$1")") / $(fmt '%.1f' "$(jn .steady_corrected_ms_p90 "$1")") / **$(fmt '%.1f' "$(jn .steady_corrected_ms_p99 "$1")")** ms; uncorrected p99 $(fmt '%.0f' "$(jn .steady_raw_ms_p99 "$1")") ms ($(jn .steady_tokens "$1") tokens, $(fmt '%.1f' "$(jn .steady_window_s "$1")") s)"; }
   f_tick() { fmt '%.0f ms' "$(jn .tick_ms "$1")"; }
   f_slip() { echo "$(jn .tokens_one_tick_late "$1") / $(jn .tokens_two_or_more_ticks_late "$1") of $(jn .late_tokens "$1")"; }
   f_nodes() { [ "$2" = base ] && echo "" || cat "$WORK/cap-$2-nodes_after"; }
@@ -359,6 +374,7 @@ EOF
   row "node tick (1/rate)" f_tick
   row "**added latency per token, tick-corrected: p50 / p90 / p99**" f_corr
   row "added latency, uncorrected upper bound: p50 / p99 / max" f_raw
+  row "**steady state only** (all streams open, 1 s after the last was placed): tick-corrected p50 / p90 / p99" f_steady
   row "tokens one tick late / two or more ticks late" f_slip
   row "nodes connected after the run" f_nodes
   cat <<EOF
@@ -383,6 +399,9 @@ count of tokens two or more ticks late bound it — when they are large, the pat
 queueing and the corrected figure means nothing. The node's ticks wobble by a few
 milliseconds (the coarse clock steps by 4 ms), so the method cannot see below that: the
 baseline column, $BASE_STREAMS streams on the same coordinator and nodes, is the floor.
+The "steady state" row counts only tokens that arrived while every stream was open and
+no placement was in progress (from 1 s after the last request was sent until the first
+stream ended): the cost of relaying tokens, without the cost of placing jobs.
 The node process and the client share CPU $WORK_CPU, so their own lateness counts as
 added latency too. Per-event arrival times: build/bench-grid/cap-RATE-events.txt
 (stream, first token index, tokens, ms since the request).

@@ -48,7 +48,8 @@ typedef struct {
     long usage_tokens;
     char *pending; /* event text not yet terminated by a blank line */
     size_t n_pending, cap_pending;
-    double *late; /* per-token lateness against the schedule, seconds */
+    double *late;    /* per-token lateness against the schedule, seconds */
+    double *late_at; /* when that token arrived */
     long n_late, cap_late;
     char err[160];
 } stream;
@@ -114,14 +115,16 @@ static long event_tokens(stream *s, const char *data, size_t len)
     return n;
 }
 
-static void add_late(stream *s, double v)
+static void add_late(stream *s, double v, double at)
 {
     if (s->n_late == s->cap_late) {
         s->cap_late = s->cap_late ? s->cap_late * 2 : 256;
         s->late = realloc(s->late, (size_t)s->cap_late * sizeof *s->late);
-        if (!s->late)
+        s->late_at = realloc(s->late_at, (size_t)s->cap_late * sizeof *s->late_at);
+        if (!s->late || !s->late_at)
             die("out of memory");
     }
+    s->late_at[s->n_late] = at;
     s->late[s->n_late++] = v;
 }
 
@@ -138,7 +141,7 @@ static void on_event(stream *s, const char *data, size_t len, double t)
        counted once per token it carries */
     if (opt.rate > 0)
         for (long j = 0; j < k; j++)
-            add_late(s, (t - s->t_req) - (double)(s->tokens + k) / opt.rate);
+            add_late(s, (t - s->t_req) - (double)(s->tokens + k) / opt.rate, t);
     if (k > 1)
         s->multi++;
     if (dump)
@@ -249,6 +252,7 @@ static void start_stream(int i)
 }
 
 static int ramp_next;
+static double t_ramp_end; /* when the last stream of the round was opened */
 
 /* Starts the round's streams spread over --ramp-ms (all at once when 0). */
 static void on_ramp(evutil_socket_t fd, short what, void *arg)
@@ -259,6 +263,8 @@ static void on_ramp(evutil_socket_t fd, short what, void *arg)
     int per_tick = opt.ramp_ms > 0 ? (int)ceil((double)opt.streams / (opt.ramp_ms / 10.0)) : opt.streams;
     for (int k = 0; k < per_tick && ramp_next < opt.streams; k++)
         start_stream(ramp_next++);
+    if (ramp_next == opt.streams)
+        t_ramp_end = now_s();
     if (ramp_next < opt.streams) {
         struct timeval tv = {0, 10000};
         evtimer_add(ramp_ev, &tv);
@@ -392,6 +398,17 @@ int main(int argc, char **argv)
     double *smin = calloc((size_t)total + 1, sizeof *smin);
     double *corr = calloc((size_t)n_late + 1, sizeof *corr);
     double period = opt.rate > 0 ? 1.0 / opt.rate : 1;
+    /* The steady window: from 1 s after the last stream was opened (placement work
+       done) until the first stream ended (all open): token relay alone. */
+    double w_lo = t_ramp_end + 1.0, w_hi = INFINITY;
+    for (long i = 0; i < total; i++)
+        if (S[i].ok && S[i].t_last < w_hi)
+            w_hi = S[i].t_last;
+    double *st_corr = calloc((size_t)n_late + 1, sizeof *st_corr);
+    double *st_raw = calloc((size_t)n_late + 1, sizeof *st_raw);
+    long n_st = 0;
+    if (!st_corr || !st_raw)
+        die("out of memory");
     long n_slip = 0, n_beyond = 0, n_events = 0, n_multi = 0;
     if (!ttft || !late || !added || !smin || !corr)
         die("out of memory");
@@ -418,6 +435,10 @@ int main(int argc, char **argv)
                 n_beyond++;
             late[nl] = s->late[j] * 1e3;
             corr[nl] = (r - (double)ticks * period) * 1e3;
+            if (s->late_at[j] >= w_lo && s->late_at[j] <= w_hi) {
+                st_corr[n_st] = corr[nl];
+                st_raw[n_st++] = r * 1e3;
+            }
             added[nl++] = r * 1e3;
         }
     }
@@ -425,6 +446,8 @@ int main(int argc, char **argv)
     qsort(late, (size_t)nl, sizeof *late, cmp_d);
     qsort(added, (size_t)nl, sizeof *added, cmp_d);
     qsort(corr, (size_t)nl, sizeof *corr, cmp_d);
+    qsort(st_corr, (size_t)n_st, sizeof *st_corr, cmp_d);
+    qsort(st_raw, (size_t)n_st, sizeof *st_raw, cmp_d);
     qsort(smin, (size_t)ns, sizeof *smin, cmp_d);
 
     printf("{\"streams\":%d,\"rounds\":%d,\"ok\":%ld,\"failed\":%ld,\"tokens\":%ld,", opt.streams,
@@ -451,6 +474,13 @@ int main(int argc, char **argv)
     print_num("tick_corrected_ms_p99", pct(corr, nl, 99), ",");
     print_num("tick_corrected_ms_p999", pct(corr, nl, 99.9), ",");
     print_num("tick_corrected_ms_max", pct(corr, nl, 100), ",");
+    printf("\"steady_tokens\":%ld,", n_st);
+    print_num("steady_window_s", n_st ? w_hi - w_lo : NAN, ",");
+    print_num("steady_corrected_ms_p50", pct(st_corr, n_st, 50), ",");
+    print_num("steady_corrected_ms_p90", pct(st_corr, n_st, 90), ",");
+    print_num("steady_corrected_ms_p99", pct(st_corr, n_st, 99), ",");
+    print_num("steady_raw_ms_p50", pct(st_raw, n_st, 50), ",");
+    print_num("steady_raw_ms_p99", pct(st_raw, n_st, 99), ",");
     printf("\"tokens_one_tick_late\":%ld,\"tokens_two_or_more_ticks_late\":%ld,", n_slip, n_beyond);
     printf("\"events\":%ld,\"multi_token_events\":%ld,", n_events, n_multi);
     /* per round (the gateway benchmark's runs): first stream of each round */
@@ -489,6 +519,7 @@ int main(int argc, char **argv)
         fclose(dump);
     for (long i = 0; i < total; i++) {
         free(S[i].late);
+        free(S[i].late_at);
         free(S[i].pending);
         if (S[i].conn)
             evhttp_connection_free(S[i].conn);
@@ -499,6 +530,8 @@ int main(int argc, char **argv)
     free(added);
     free(smin);
     free(corr);
+    free(st_corr);
+    free(st_raw);
     event_free(ramp_ev);
     event_free(timeout_ev);
     event_base_free(base);
