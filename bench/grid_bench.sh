@@ -408,6 +408,8 @@ added latency too. Per-event arrival times: build/bench-grid/cap-RATE-events.txt
 
 EOF
 fi
+# the analysis, written by hand from profiles (like bench/PROFILE.md)
+if [ -f bench/grid_findings.md ]; then cat bench/grid_findings.md; echo; fi
 cat <<EOF
 Reproduce: \`bash bench/grid_bench.sh build\` (after \`make build\`; knobs IG_GRID_RUNS,
 IG_GRID_GEN, IG_GRID_NODES, IG_GRID_STREAMS, IG_GRID_RATES, IG_GRID_SECONDS,
