@@ -251,3 +251,85 @@ void ig_matmul(ig_pool *pool, const ig_kernels *k, float *y, const void *w, ig_t
     atomic_init(&j.next_chunk, 0);
     ig_pool_run(pool, mm_worker, &j);
 }
+
+/*
+ * Several matrices that read the same activations (Q/K/V, gate/up): one conversion
+ * and one pool job for all of them. The threads take chunks of row tiles from the
+ * matrices in turn, through one counter; each output is still computed by the same
+ * tile arithmetic as ig_matmul, so the results equal separate ig_matmul calls.
+ */
+typedef struct {
+    mm_job *jobs;
+    int n;
+    int64_t per_chunk[IG_MM_MULTI_MAX], chunks[IG_MM_MULTI_MAX];
+    atomic_int_fast64_t next_chunk;
+} mm_multi_job;
+
+static void mm_multi_worker(void *varg, int ith, int nth)
+{
+    (void)ith;
+    (void)nth;
+    mm_multi_job *mj = varg;
+    for (;;) {
+        int64_t c = atomic_fetch_add_explicit(&mj->next_chunk, 1, memory_order_relaxed);
+        int m = 0;
+        while (m < mj->n && c >= mj->chunks[m])
+            c -= mj->chunks[m++];
+        if (m >= mj->n)
+            break;
+        const mm_job *j = &mj->jobs[m];
+        int64_t tiles = (j->rows + IG_MM_ROW_TILE - 1) / IG_MM_ROW_TILE;
+        int64_t a = c * mj->per_chunk[m];
+        int64_t b = a + mj->per_chunk[m] < tiles ? a + mj->per_chunk[m] : tiles;
+        int64_t r1 = b * IG_MM_ROW_TILE < j->rows ? b * IG_MM_ROW_TILE : j->rows;
+        for (int64_t r = a * IG_MM_ROW_TILE; r < r1; r += IG_MM_ROW_TILE)
+            mm_rows(j, r, r + IG_MM_ROW_TILE < r1 ? r + IG_MM_ROW_TILE : r1);
+    }
+}
+
+void ig_matmul_multi(ig_pool *pool, const ig_kernels *k, int n, float *const *y,
+                     const void *const *w, const ig_type *wtype, const int64_t *rows, int64_t cols,
+                     const float *x, int64_t n_tok, void *scratch)
+{
+    assert(n >= 1 && n <= IG_MM_MULTI_MAX);
+    ig_type vdt = ig_vec_dot_type(wtype[0]);
+    bool same = true;
+    for (int m = 1; m < n; m++)
+        same = same && ig_vec_dot_type(wtype[m]) == vdt;
+    if (!same) {
+        for (int m = 0; m < n; m++)
+            ig_matmul(pool, k, y[m], w[m], wtype[m], rows[m], cols, x, n_tok, scratch);
+        return;
+    }
+    mm_job jobs[IG_MM_MULTI_MAX];
+    mm_multi_job mj = {.jobs = jobs, .n = n};
+    for (int m = 0; m < n; m++) {
+        assert(k && k->vec_dot[wtype[m]]);
+        assert(cols % ig_type_block_size(wtype[m]) == 0);
+        jobs[m] = (mm_job){
+            .k = k, .y = y[m], .w = w[m], .wtype = wtype[m], .rows = rows[m], .cols = cols,
+            .n_tok = n_tok, .w_row_bytes = ig_type_row_bytes(wtype[m], cols), .x = x,
+            .scratch = scratch, .vdt = vdt,
+        };
+        if (vdt == IG_TYPE_F32) {
+            jobs[m].xq = (const uint8_t *)x;
+            jobs[m].xq_row_bytes = (size_t)cols * sizeof(float);
+        } else {
+            assert(scratch);
+            jobs[m].xq = scratch;
+            jobs[m].xq_row_bytes = ig_type_row_bytes(vdt, cols);
+        }
+        int64_t tiles = (rows[m] + IG_MM_ROW_TILE - 1) / IG_MM_ROW_TILE;
+        int64_t per_chunk = tiles / (8 * (int64_t)ig_pool_size(pool));
+        mj.per_chunk[m] = per_chunk < 1 ? 1 : per_chunk;
+        mj.chunks[m] = (tiles + mj.per_chunk[m] - 1) / mj.per_chunk[m];
+    }
+    if (vdt != IG_TYPE_F32) {
+        if (n_tok == 1 || ig_pool_size(pool) == 1)
+            mm_convert(&jobs[0], 0, 1);
+        else
+            ig_pool_run(pool, mm_convert, &jobs[0]);
+    }
+    atomic_init(&mj.next_chunk, 0);
+    ig_pool_run(pool, mm_multi_worker, &mj);
+}
