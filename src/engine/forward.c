@@ -400,9 +400,10 @@ IG_ATTENTION_CLONES static void attention_worker(void *arg, int thread, int n_th
     float *scores = c->scores + (size_t)thread * c->n_ctx;
     float *rowbuf = c->rowbuf + (size_t)thread * hd;
 
+    /* Items (token, head) interleaved across threads: under the causal mask a later
+     * token costs more, so contiguous shares would give the last thread most of it. */
     const int64_t items = (int64_t)job->n_tok * n_head;
-    const int64_t lo = items * thread / n_threads, hi = items * (thread + 1) / n_threads;
-    for (int64_t it = lo; it < hi; it++) {
+    for (int64_t it = thread; it < items; it += n_threads) {
         const int t = (int)(it / n_head), h = (int)(it % n_head), kvh = h / group;
         const int32_t pos = job->pos0 + t;
         const float *q = c->q + (size_t)t * QD + (size_t)h * hd;
