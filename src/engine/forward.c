@@ -439,22 +439,6 @@ static void matmul(ig_ctx *c, float *y, const ig_tensor *w, const float *x, int 
     ig_matmul(c->pool, c->k, y, w->data, w->type, w->ne[1], w->ne[0], x, n_tok, c->mm_scratch);
 }
 
-/* Matrices that read the same activations x (all with x's width as ne[0]). */
-static void matmul_multi(ig_ctx *c, int n, float *const *y, const ig_tensor *const *w,
-                         const float *x, int n_tok)
-{
-    const void *data[IG_MM_MULTI_MAX];
-    ig_type type[IG_MM_MULTI_MAX];
-    int64_t rows[IG_MM_MULTI_MAX];
-    for (int m = 0; m < n; m++) {
-        assert(w[m]->ne[0] == w[0]->ne[0]);
-        data[m] = w[m]->data;
-        type[m] = w[m]->type;
-        rows[m] = w[m]->ne[1];
-    }
-    ig_matmul_multi(c->pool, c->k, n, y, data, type, rows, w[0]->ne[0], x, n_tok, c->mm_scratch);
-}
-
 static void embed(const ig_ctx *c, float *out, int32_t token)
 {
     const ig_tensor *te = c->m->tok_embd;
@@ -489,11 +473,9 @@ static void forward_batch(ig_ctx *c, const int32_t *tokens, int n_tok, int n_out
         /* attention: xb = rmsnorm(x); q, k, v = xb Wq, xb Wk, xb Wv (+ bias) */
         for (int t = 0; t < n_tok; t++)
             rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm->data, E, in->norm_eps);
-        {
-            const ig_tensor *qkv[3] = {L->wq, L->wk, L->wv};
-            float *out[3] = {c->q, c->kcur, c->vcur};
-            matmul_multi(c, 3, out, qkv, c->xb, n_tok);
-        }
+        matmul(c, c->q, L->wq, c->xb, n_tok);
+        matmul(c, c->kcur, L->wk, c->xb, n_tok);
+        matmul(c, c->vcur, L->wv, c->xb, n_tok);
         add_bias(c->q, L->bq, n_tok, QD);
         add_bias(c->kcur, L->bk, n_tok, KVD);
         add_bias(c->vcur, L->bv, n_tok, KVD);
@@ -518,11 +500,8 @@ static void forward_batch(ig_ctx *c, const int32_t *tokens, int n_tok, int n_out
         /* feed-forward: x += (silu(xb Wgate) * (xb Wup)) Wdown, xb = rmsnorm(x) */
         for (int t = 0; t < n_tok; t++)
             rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm->data, E, in->norm_eps);
-        {
-            const ig_tensor *gu[2] = {L->ffn_gate, L->ffn_up};
-            float *out[2] = {c->hb, c->hb2};
-            matmul_multi(c, 2, out, gu, c->xb, n_tok);
-        }
+        matmul(c, c->hb, L->ffn_gate, c->xb, n_tok);
+        matmul(c, c->hb2, L->ffn_up, c->xb, n_tok);
         swiglu(c->hb, c->hb2, (size_t)n_tok * F);
         matmul(c, c->xo, L->ffn_down, c->hb, n_tok);
         for (size_t i = 0; i < (size_t)n_tok * E; i++)

@@ -118,15 +118,6 @@ void ig_matmul(ig_pool *pool, const ig_kernels *k, float *y, const void *w, ig_t
 /* Bytes of scratch ig_matmul needs (0 when the activations are used as floats). */
 size_t ig_matmul_scratch_bytes(ig_type wtype, int64_t cols, int64_t n_tok);
 
-/* Up to IG_MM_MULTI_MAX matrices (rows[m] x cols, types wtype[m]) applied to the same
- * activations x, y[m] = x * w[m]^T: one activation conversion and one pool job when
- * the types share a vec_dot_type. Results equal separate ig_matmul calls. `scratch`
- * must hold ig_matmul_scratch_bytes of every type. */
-#define IG_MM_MULTI_MAX 4
-void ig_matmul_multi(ig_pool *pool, const ig_kernels *k, int n, float *const *y,
-                     const void *const *w, const ig_type *wtype, const int64_t *rows, int64_t cols,
-                     const float *x, int64_t n_tok, void *scratch);
-
 /* ---- for the kernel implementations and their tests ----------------------- */
 
 /* Each fills (or, for the SIMD sets, overrides entries of) a kernel set. */

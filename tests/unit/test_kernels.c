@@ -541,72 +541,6 @@ static void test_matmul_equals_vec_dot_at_every_thread_count(void)
     free(wf);
 }
 
-/* ig_matmul_multi equals separate ig_matmul calls bit for bit, for matrices of
- * different heights and types (shared activation type or not), at every thread count. */
-static void test_matmul_multi_equals_separate_matmuls(void)
-{
-    ig_rng r = {11};
-    const int64_t cols = 256, n_tok_list[] = {1, 5};
-    const int64_t rows[3] = {67, 16, 33};
-    const ig_type combos[][3] = {{IG_TYPE_Q8_0, IG_TYPE_Q8_0, IG_TYPE_Q8_0},
-                                 {IG_TYPE_Q4_0, IG_TYPE_Q8_0, IG_TYPE_Q4_0},
-                                 {IG_TYPE_Q4_K, IG_TYPE_Q4_K, IG_TYPE_Q6_K},
-                                 {IG_TYPE_Q8_0, IG_TYPE_F32, IG_TYPE_Q4_K}};
-    const ig_kernels *sets[] = {ig_kernels_scalar(), ig_kernels_best()};
-    for (size_t ci = 0; ci < sizeof combos / sizeof combos[0]; ci++) {
-        uint8_t *w[3];
-        size_t sb_row = 0;
-        for (int m = 0; m < 3; m++) {
-            size_t rb = ig_type_row_bytes(combos[ci][m], cols);
-            float *wf = malloc(rows[m] * cols * sizeof(float));
-            fill_normal(&r, wf, rows[m] * cols, 0.05f);
-            w[m] = malloc(rb * rows[m]);
-            for (int64_t i = 0; i < rows[m]; i++)
-                ig_quantize_row(combos[ci][m], wf + i * cols, w[m] + i * rb, cols);
-            free(wf);
-            size_t b = ig_matmul_scratch_bytes(combos[ci][m], cols, 1);
-            sb_row = b > sb_row ? b : sb_row;
-        }
-        for (size_t s = 0; s < 2; s++) {
-            for (size_t tk = 0; tk < 2; tk++) {
-                int64_t n_tok = n_tok_list[tk];
-                float *x = malloc(n_tok * cols * sizeof(float));
-                fill_normal(&r, x, n_tok * cols, 1.0f);
-                void *scratch = malloc(sb_row * n_tok + 1);
-                for (int nth = 1; nth <= 3; nth += 2) {
-                    ig_err err;
-                    ig_pool *p = ig_pool_new(nth, &err);
-                    IG_CHECK(p != NULL, "pool: %s", err.msg);
-                    float *want[3], *got[3];
-                    const void *wp[3];
-                    for (int m = 0; m < 3; m++) {
-                        want[m] = malloc(rows[m] * n_tok * sizeof(float));
-                        got[m] = malloc(rows[m] * n_tok * sizeof(float));
-                        memset(got[m], 0xff, rows[m] * n_tok * sizeof(float));
-                        ig_matmul(p, sets[s], want[m], w[m], combos[ci][m], rows[m], cols, x,
-                                  n_tok, scratch);
-                        wp[m] = w[m];
-                    }
-                    ig_matmul_multi(p, sets[s], 3, got, wp, combos[ci], rows, cols, x, n_tok,
-                                    scratch);
-                    ig_pool_free(p);
-                    for (int m = 0; m < 3; m++) {
-                        int bad = 0;
-                        for (int64_t i = 0; i < rows[m] * n_tok; i++)
-                            bad += memcmp(&got[m][i], &want[m][i], sizeof(float)) != 0;
-                        IG_CHECK(bad == 0, "%s combo %zu matrix %d n_tok=%lld threads=%d: %d differ",
-                                 sets[s]->isa, ci, m, (long long)n_tok, nth, bad);
-                        free(want[m]), free(got[m]);
-                    }
-                }
-                free(scratch), free(x);
-            }
-        }
-        for (int m = 0; m < 3; m++)
-            free(w[m]);
-    }
-}
-
 /* Float rows of any length (not only multiples of 8 or 16): every set's vec_dot and
  * ig_matmul (whose tiles must equal vec_dot bit for bit) against the reference. */
 static void test_float_kernels_handle_every_row_length(void)
@@ -740,7 +674,6 @@ int main(void)
     IG_RUN(test_integer_kernels_are_exact_when_float_math_is_exact);
     IG_RUN(test_kernels_equal_reference_on_real_model_rows);
     IG_RUN(test_matmul_equals_vec_dot_at_every_thread_count);
-    IG_RUN(test_matmul_multi_equals_separate_matmuls);
     IG_RUN(test_float_kernels_handle_every_row_length);
     IG_RUN(test_pool_runs_every_thread_index_once_per_run);
     IG_RUN(test_idle_pool_sleeps_instead_of_spinning);
