@@ -298,62 +298,162 @@ static void q4_0_to_float(const void *x, float *y, int64_t n)
 
 /*
  * Block-32 dot products (Q8_0 and Q4_0 weights, Q8_0 activations): per block,
- * acc = fma(d, p, acc) with d = d_w * d_x (one float product) and p the block's eight
+ * acc = fma(s, p, acc) with s = d_w * d_x (one float product) and p the block's eight
  * int32 partial sums, identical whichever way they are formed:
  *   Q8_0: maddubs(|w|, sign(x, w))             (per element w * x)
  *   Q4_0: maddubs(nib, x) - maddubs(8, x)      (per element (nib - 8) * x)
  * vec_dot is the 1 x 1 tile, so every tile size gives each output bit for bit the
  * same value; larger tiles only share loads and conversions (and hide the fma
  * latency behind independent accumulators).
+ *
+ * Where the instructions go: the dot product itself is 4-5 vector operations per
+ * block and (row, token) pair, so converting the fp16 scales one block at a time
+ * (load, vcvtph2ps, broadcast, multiply per pair) cost nearly as much again. The
+ * tiles therefore take blocks in groups of eight: the eight scales of a row (or
+ * token), 34 or 18 bytes apart, are packed in general registers (scalar loads and
+ * shifts, which leave the vector pipes alone) into one vcvtph2ps, each pair's eight
+ * products d_w * d_x are one vector multiply kept on the stack, and each block's fma
+ * takes its product with a broadcast load. The products are the same floats as when
+ * formed one at a time, which is how the blocks left over (nb % 8) get theirs.
  */
 #define B32_MAX_R 4
-#define B32_MAX_T 4
+#define B32_MAX_T 6
+#define B32_GROUP 8
+/* Loops over a tile's rows, tokens and blocks are unrolled completely so that the
+ * accumulators stay in registers. */
+#define B32_UNROLL _Pragma("GCC unroll 8")
+
+/* Rows of the one-token (decode) tile, and rows x tokens of the prefill tile. */
+#ifndef B32_DR
+#define B32_DR 4
+#endif
+#ifndef B32_PR
+#define B32_PR 2
+#endif
+#ifndef B32_PT
+#define B32_PT 4
+#endif
+
+/* The fp16 scales at p, p + stride, ..., p + 7 * stride as eight floats. */
+static inline __m256 fp16x8_strided(const uint8_t *p, size_t stride)
+{
+    uint64_t lo = 0, hi = 0;
+    B32_UNROLL
+    for (int k = 0; k < 4; k++) {
+        uint16_t a, b;
+        memcpy(&a, p + k * stride, 2);
+        memcpy(&b, p + (k + 4) * stride, 2);
+        uint64_t a64 = a, b64 = b;
+        /* keeps the compiler from turning this into vector inserts */
+        __asm__("" : "+r"(a64), "+r"(b64));
+        lo |= a64 << (16 * k);
+        hi |= b64 << (16 * k);
+    }
+    return _mm256_cvtph_ps(_mm_set_epi64x((long long)hi, (long long)lo));
+}
+
+/* One block of every (row, token) pair of a tile: wb[r], xb[t] point at the blocks,
+ * sc[(r * T + t) * sc_stride] is the pair's scale product. */
+static inline __attribute__((always_inline)) void
+b32_block(const int is_q4, const int R, const int T, __m256 acc[B32_MAX_R][B32_MAX_T],
+          const uint8_t *const *wb, const uint8_t *const *xb, const float *sc, int sc_stride)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i wv[B32_MAX_R], aw[B32_MAX_R];
+    B32_UNROLL
+    for (int r = 0; r < R; r++) {
+        if (is_q4) {
+            /* low nibbles in the low half, high nibbles in the high half */
+            __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(wb[r] + 2)));
+            b = _mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4));
+            wv[r] = _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
+            aw[r] = wv[r];
+        } else {
+            wv[r] = _mm256_loadu_si256((const __m256i *)(wb[r] + 2));
+            aw[r] = _mm256_sign_epi8(wv[r], wv[r]);
+        }
+    }
+    B32_UNROLL
+    for (int t = 0; t < T; t++) {
+        __m256i yv = _mm256_loadu_si256((const __m256i *)(xb[t] + 2));
+        __m256i c = is_q4 ? _mm256_maddubs_epi16(_mm256_set1_epi8(8), yv) : yv;
+        B32_UNROLL
+        for (int r = 0; r < R; r++) {
+            __m256i p16 = is_q4 ? _mm256_sub_epi16(_mm256_maddubs_epi16(wv[r], yv), c)
+                                : _mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(yv, wv[r]));
+            __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+            __m256 s = _mm256_broadcast_ss(sc + (r * T + t) * sc_stride);
+            acc[r][t] = _mm256_fmadd_ps(s, f, acc[r][t]);
+        }
+    }
+}
 
 static inline __attribute__((always_inline)) void
 b32_tile(const int is_q4, const int R, const int T, int64_t nb, float *y, int64_t ldy,
          const uint8_t *w, size_t ws, const uint8_t *x, size_t xs)
 {
-    const __m256i ones = _mm256_set1_epi16(1);
     const size_t wbs = is_q4 ? sizeof(ig_block_q4_0) : sizeof(ig_block_q8_0);
+    const size_t xbs = sizeof(ig_block_q8_0);
     __m256 acc[B32_MAX_R][B32_MAX_T];
+    B32_UNROLL
     for (int r = 0; r < B32_MAX_R; r++)
+        B32_UNROLL
         for (int t = 0; t < B32_MAX_T; t++)
             acc[r][t] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        __m256i wv[B32_MAX_R], aw[B32_MAX_R];
+    float sc[B32_MAX_R * B32_MAX_T * B32_GROUP] __attribute__((aligned(32)));
+    const uint8_t *wb[B32_MAX_R], *xb[B32_MAX_T];
+    int64_t i = 0;
+    for (; i + B32_GROUP <= nb; i += B32_GROUP) {
         __m256 dw[B32_MAX_R];
+        B32_UNROLL
         for (int r = 0; r < R; r++) {
-            const uint8_t *blk = w + r * ws + i * wbs;
+            wb[r] = w + r * ws + i * wbs;
             if (T == 1)
-                _mm_prefetch((const char *)(blk + PF_DIST), _MM_HINT_T0);
-            uint16_t dh;
-            memcpy(&dh, blk, 2);
-            dw[r] = _mm256_set1_ps(fp16(dh));
-            if (is_q4) {
-                __m128i b = _mm_loadu_si128((const __m128i *)(blk + 2));
-                __m256i v =
-                    _mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1);
-                wv[r] = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
-                aw[r] = wv[r];
-            } else {
-                wv[r] = _mm256_loadu_si256((const __m256i *)(blk + 2));
-                aw[r] = _mm256_sign_epi8(wv[r], wv[r]);
-            }
+                prefetch_bytes(wb[r] + PF_DIST, B32_GROUP * wbs);
+            dw[r] = fp16x8_strided(wb[r], wbs);
         }
+        B32_UNROLL
         for (int t = 0; t < T; t++) {
-            const ig_block_q8_0 *xb = (const ig_block_q8_0 *)(x + t * xs) + i;
-            __m256i yv = _mm256_loadu_si256((const __m256i *)xb->qs);
-            __m256 dy = _mm256_set1_ps(fp16(xb->d));
-            __m256i c = is_q4 ? _mm256_maddubs_epi16(_mm256_set1_epi8(8), yv) : yv;
-            for (int r = 0; r < R; r++) {
-                __m256i p16 = is_q4 ? _mm256_sub_epi16(_mm256_maddubs_epi16(wv[r], yv), c)
-                                    : _mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(yv, wv[r]));
-                __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dy), f, acc[r][t]);
-            }
+            xb[t] = x + t * xs + i * xbs;
+            __m256 dx = fp16x8_strided(xb[t], xbs);
+            B32_UNROLL
+            for (int r = 0; r < R; r++)
+                _mm256_store_ps(sc + (r * T + t) * B32_GROUP, _mm256_mul_ps(dw[r], dx));
+        }
+        B32_UNROLL
+        for (int b = 0; b < B32_GROUP; b++) {
+            b32_block(is_q4, R, T, acc, wb, xb, sc + b, B32_GROUP);
+            B32_UNROLL
+            for (int r = 0; r < R; r++)
+                wb[r] += wbs;
+            B32_UNROLL
+            for (int t = 0; t < T; t++)
+                xb[t] += xbs;
         }
     }
+    for (; i < nb; i++) {
+        B32_UNROLL
+        for (int r = 0; r < R; r++)
+            wb[r] = w + r * ws + i * wbs;
+        B32_UNROLL
+        for (int t = 0; t < T; t++)
+            xb[t] = x + t * xs + i * xbs;
+        B32_UNROLL
+        for (int r = 0; r < R; r++) {
+            uint16_t dh;
+            memcpy(&dh, wb[r], 2);
+            float dwr = fp16(dh);
+            B32_UNROLL
+            for (int t = 0; t < T; t++) {
+                memcpy(&dh, xb[t], 2);
+                sc[r * T + t] = dwr * fp16(dh);
+            }
+        }
+        b32_block(is_q4, R, T, acc, wb, xb, sc, 1);
+    }
+    B32_UNROLL
     for (int r = 0; r < R; r++)
+        B32_UNROLL
         for (int t = 0; t < T; t++)
             y[t * ldy + r] = hsum_ps(acc[r][t]);
 }
@@ -365,13 +465,13 @@ b32_tile(const int is_q4, const int R, const int T, int64_t nb, float *y, int64_
         b32_tile(q4, R, T, nb, y, ldy, w, ws, x, xs);                                      \
     }
 B32_TILE_FN(q8_0_tile_1x1, 0, 1, 1)
-B32_TILE_FN(q8_0_tile_4x1, 0, 4, 1)
-B32_TILE_FN(q8_0_tile_1x4, 0, 1, 4)
-B32_TILE_FN(q8_0_tile_2x4, 0, 2, 4)
+B32_TILE_FN(q8_0_tile_Dx1, 0, B32_DR, 1)
+B32_TILE_FN(q8_0_tile_1xT, 0, 1, B32_PT)
+B32_TILE_FN(q8_0_tile_RxT, 0, B32_PR, B32_PT)
 B32_TILE_FN(q4_0_tile_1x1, 1, 1, 1)
-B32_TILE_FN(q4_0_tile_4x1, 1, 4, 1)
-B32_TILE_FN(q4_0_tile_1x4, 1, 1, 4)
-B32_TILE_FN(q4_0_tile_2x4, 1, 2, 4)
+B32_TILE_FN(q4_0_tile_Dx1, 1, B32_DR, 1)
+B32_TILE_FN(q4_0_tile_1xT, 1, 1, B32_PT)
+B32_TILE_FN(q4_0_tile_RxT, 1, B32_PR, B32_PT)
 
 /* A tile kernel: outputs y[t * ldy + r] for its fixed R x T, nb blocks per row. */
 typedef void (*tile_fn)(int64_t nb, float *y, int64_t ldy, const uint8_t *w, size_t ws,
@@ -405,10 +505,10 @@ static void tiles_gemm(const tile_set *ts, int64_t nb, float *y, int64_t ldy, co
     }
 }
 
-static const tile_set Q8_0_TILES = {q8_0_tile_1x1, q8_0_tile_4x1, q8_0_tile_1x4, q8_0_tile_2x4,
-                                    4, 2, 4};
-static const tile_set Q4_0_TILES = {q4_0_tile_1x1, q4_0_tile_4x1, q4_0_tile_1x4, q4_0_tile_2x4,
-                                    4, 2, 4};
+static const tile_set Q8_0_TILES = {q8_0_tile_1x1, q8_0_tile_Dx1, q8_0_tile_1xT, q8_0_tile_RxT,
+                                    B32_DR, B32_PR, B32_PT};
+static const tile_set Q4_0_TILES = {q4_0_tile_1x1, q4_0_tile_Dx1, q4_0_tile_1xT, q4_0_tile_RxT,
+                                    B32_DR, B32_PR, B32_PT};
 
 static void q8_0_vec_dot(int64_t n, float *s, const void *w, const void *x)
 {
