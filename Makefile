@@ -11,12 +11,16 @@ FUZZ_SECONDS ?= 60
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all deps build run test test-fast test-asan test-fuzz test-arm bench clean
+.PHONY: all deps bench-deps build run test test-fast test-asan test-fuzz test-arm bench clean
 
 all: build
 
 deps:
 	@bash scripts/deps.sh
+
+# llama.cpp for `make bench` only (npm: node-llama-cpp's CPU builds); not for `make test`.
+bench-deps: deps
+	@bash scripts/bench-deps.sh
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -53,7 +57,7 @@ test-fuzz:
 test-arm:
 	@bash scripts/test-arm.sh
 
-bench: deps build
+bench: bench-deps build
 	bash bench/run.sh $(BUILD)
 
 clean:

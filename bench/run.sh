@@ -13,10 +13,23 @@
 #
 # Knobs (environment): IG_BENCH_THREADS (2), IG_BENCH_PROMPT (313), IG_BENCH_GEN (128),
 # IG_BENCH_REPEAT (5), IG_BENCH_TYPES ("q8_0 q4_0 q4_k_m"), IG_BENCH_OUT (docs/BENCHMARKS.md),
-# IG_BENCH_GRID (1: also run bench/grid_bench.sh, the grid benchmarks of issue 4).
+# IG_BENCH_GRID (1: also run bench/grid_bench.sh, the grid benchmarks of issue 4),
+# IG_BENCH_LLAMACPP (1: also measure llama.cpp on this machine, see below),
+# IG_BENCH_WRAP (a command each type's measurements run under, e.g. a CPU lock or
+# `taskset`; empty by default).
+#
+# llama.cpp on this machine: the prebuilt CPU libraries of the npm package
+# node-llama-cpp (bench/llamacpp, installed by scripts/bench-deps.sh, which `make bench`
+# runs). For each type, right after `idlegrid bench` and with the same threads, prompt
+# and generation lengths and repeats: llama.cpp's own llama-bench (compiled against
+# those libraries by bench/llamacpp/build-llama-bench.sh) gives the reference figures;
+# bench/llamacpp/bench.mjs measures the same through node-llama-cpp's API and takes
+# llama.cpp's greedy tokens, which build/bench_greedy compares with idlegrid's on the
+# same file (a check that both engines compute the same model; not timed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ "${1:-}" = --measure ]; then MEASURE_ONLY=$3; shift; else MEASURE_ONLY=""; fi
 BUILD=${1:-build}
 BIN=$BUILD/idlegrid
 CACHE=$BUILD/bench-models
@@ -68,20 +81,106 @@ for t in "${TYPES[@]}"; do
 done
 
 # ---- measurements --------------------------------------------------------------------
+LLAMACPP_DIR=bench/llamacpp
+LB=$(cd "$BUILD" && pwd)/llamacpp/llama-bench
+CHECK_GEN=16 # greedy tokens compared after the prompt
+
+# One type's measurements, back to back under the same conditions: idlegrid, then
+# llama-bench, then llama.cpp through node-llama-cpp. Writes $CACHE/$t.json,
+# $t.llamabench.json, $t.llamacpp.json (or the matching .err files).
+measure_type() {
+  local t=$1 model
+  model=$(cd "$CACHE" && pwd)/bench-$t.gguf
+  rm -f "$CACHE/$t.json" "$CACHE/$t.llamabench.json" "$CACHE/$t.llamacpp.json"
+  log "measuring $t ($THREADS threads, prompt $PROMPT, gen $GEN, $REPEAT runs)..."
+  if "$BIN" bench -m "$model" --threads "$THREADS" --prompt "$PROMPT" \
+      --gen "$GEN" --repeat "$REPEAT" --json >"$CACHE/$t.json.tmp" 2>"$CACHE/$t.bench.err"; then
+    mv "$CACHE/$t.json.tmp" "$CACHE/$t.json"
+    jq -r '"bench: \(.type): prefill \(.prefill_tok_s|floor) tok/s, decode \(.decode_tok_s*10|floor/10) tok/s, \(.roofline_fraction*1000|floor/10) % of the roofline"' "$CACHE/$t.json" >&2
+  fi
+  [ -n "$LLAMACPP_BINS" ] || return 0
+  # llama-bench: pp (one batch: n_ubatch 512 >= the prompt) and tg, one warm-up run,
+  # then REPEAT runs; flash attention left at llama.cpp's default (auto).
+  if (cd "$LLAMACPP_BINS" && "$LB" -m "$model" -t "$THREADS" -p "$PROMPT" -n "$GEN" \
+      -b 512 -ub 512 -r "$REPEAT" -o json) >"$CACHE/$t.llamabench.json.tmp" 2>"$CACHE/$t.llamabench.err"; then
+    mv "$CACHE/$t.llamabench.json.tmp" "$CACHE/$t.llamabench.json"
+    jq -r '"bench: llama-bench \(.[0].model_type): prefill \(.[] | select(.n_gen == 0) | .avg_ts | floor) tok/s, decode \(.[] | select(.n_prompt == 0) | .avg_ts * 10 | floor / 10) tok/s"' \
+      "$CACHE/$t.llamabench.json" >&2 || true
+  fi
+  if node "$LLAMACPP_DIR/bench.mjs" -m "$model" --threads "$THREADS" --prompt "$PROMPT" --gen "$GEN" \
+      --repeat "$REPEAT" --check-gen "$CHECK_GEN" >"$CACHE/$t.llamacpp.json.tmp" 2>"$CACHE/$t.llamacpp.err"; then
+    mv "$CACHE/$t.llamacpp.json.tmp" "$CACHE/$t.llamacpp.json"
+    jq -r '"bench: node-llama-cpp: prefill \(.prefill_tok_s|floor) tok/s, decode \(.decode_tok_s*10|floor/10) tok/s (\(.ggml_cpu_variant))"' \
+      "$CACHE/$t.llamacpp.json" >&2
+  fi
+}
+
+# llama.cpp is there when scripts/bench-deps.sh installed it; llama-bench is compiled
+# once (cached in BUILD/llamacpp).
+LLAMACPP_BINS=""
+LLAMACPP_MISSING=""
+if [ "${IG_BENCH_LLAMACPP:-1}" != 1 ]; then
+  LLAMACPP_MISSING="not measured (IG_BENCH_LLAMACPP=${IG_BENCH_LLAMACPP})"
+elif [ ! -d "$LLAMACPP_DIR/node_modules/node-llama-cpp" ]; then
+  LLAMACPP_MISSING="not installed: run scripts/bench-deps.sh (make bench does)"
+elif ! command -v node >/dev/null; then
+  LLAMACPP_MISSING="node is missing: run make deps"
+elif [ -n "$MEASURE_ONLY" ]; then
+  LLAMACPP_BINS=$(cat "$BUILD/llamacpp/bins" 2>/dev/null || true)
+elif LLAMACPP_BINS=$(bash "$LLAMACPP_DIR/build-llama-bench.sh" "$BUILD/llamacpp" 2>"$BUILD/llamacpp.err"); then
+  echo "$LLAMACPP_BINS" >"$BUILD/llamacpp/bins"
+else
+  LLAMACPP_BINS=""
+  LLAMACPP_MISSING="llama-bench did not build: $(tail -c 300 "$BUILD/llamacpp.err" | tr '\n' ' ')"
+fi
+[ -n "$LLAMACPP_MISSING" ] && log "llama.cpp: $LLAMACPP_MISSING"
+
+if [ -n "$MEASURE_ONLY" ]; then
+  measure_type "$MEASURE_ONLY"
+  exit 0
+fi
+
+read -r -a WRAP <<<"${IG_BENCH_WRAP:-}"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for t in "${TYPES[@]}"; do
   [ -n "${UNAVAILABLE[$t]:-}" ] && continue
-  log "measuring $t ($THREADS threads, prompt $PROMPT, gen $GEN, $REPEAT runs)..."
-  if ! "$BIN" bench -m "$CACHE/bench-$t.gguf" --threads "$THREADS" --prompt "$PROMPT" \
-      --gen "$GEN" --repeat "$REPEAT" --json >"$CACHE/$t.json.tmp" 2>"$CACHE/$t.bench.err"; then
+  # Under IG_BENCH_WRAP each type's measurements run in a process of their own.
+  "${WRAP[@]}" bash bench/run.sh --measure "$BUILD" "$t"
+  if [ ! -f "$CACHE/$t.json" ]; then
     UNAVAILABLE[$t]="\`idlegrid bench\` failed: $(head -c 300 "$CACHE/$t.bench.err" | tr '\n' ' ')"
     log "$t: ${UNAVAILABLE[$t]}"
-    continue
   fi
-  mv "$CACHE/$t.json.tmp" "$CACHE/$t.json"
-  jq -r '"bench: \(.type): prefill \(.prefill_tok_s|floor) tok/s, decode \(.decode_tok_s*10|floor/10) tok/s, \(.roofline_fraction*1000|floor/10) % of the roofline"' "$CACHE/$t.json" >&2
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# The agreement check (not timed): idlegrid's greedy tokens on the same file, after the
+# same prompt ids and from BOS alone, against llama.cpp's (from bench.mjs).
+declare -A AGREE=()
+for t in "${TYPES[@]}"; do
+  lj=$CACHE/$t.llamacpp.json
+  [ -f "$lj" ] && [ -f "$CACHE/$t.json" ] || continue
+  for what in prompt bos; do
+    if [ $what = prompt ]; then
+      ids=$(jq -r '.prompt_ids | join(" ")' "$lj"); n=$CHECK_GEN; key=greedy_after_prompt
+    else
+      ids=$(jq -r '.prompt_ids[0]' "$lj"); n=$GEN; key=greedy_from_bos
+    fi
+    if ! echo "$ids" | "$BUILD/bench_greedy" -m "$CACHE/bench-$t.gguf" --gen "$n" --threads "$THREADS" \
+        >"$CACHE/$t.greedy-$what.json" 2>"$CACHE/$t.greedy-$what.err"; then
+      AGREE[$t.$what]="bench_greedy failed: $(head -c 200 "$CACHE/$t.greedy-$what.err" | tr '\n' ' ')"
+      continue
+    fi
+    # Tokens equal up to the first difference; the gap between idlegrid's two best
+    # logits there tells a near-tie (rounding differences decide it) from a real one.
+    AGREE[$t.$what]=$(jq -rn --slurpfile ig "$CACHE/$t.greedy-$what.json" --slurpfile ll "$lj" --arg key "$key" '
+      ($ig[0].tokens) as $a | ($ll[0][$key]) as $b |
+      ([range(0; [$a, $b] | map(length) | min)] | map(select($a[.] != $b[.])) | first) as $d |
+      if $d == null then "\($a | length) of \($a | length) equal"
+      else "\($d) of \($a | length) equal, then a \(if $ig[0].top2_gap[$d] < 0.1 then "near-tie" else "DIFFERENCE" end) (idlegrid top-2 logit gap \($ig[0].top2_gap[$d] * 1000 | round / 1000))"
+      end')
+    log "$t: greedy after the $what: ${AGREE[$t.$what]}"
+  done
+done
 
 # The grid benchmarks of issue 4 (gateway overhead, coordinator capacity): their own
 # script writes a fragment, included below. IG_BENCH_GRID=0 skips them.
@@ -94,6 +193,19 @@ fi
 # ---- the document --------------------------------------------------------------------
 j() { jq -r "$2" "$CACHE/$1.json"; }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+lj() { jq -r "$2" "$CACHE/$1.llamacpp.json"; }
+# llama-bench's JSON: one object per test; the median of its runs' tok/s.
+lb_median() { jq -r ".[] | select($2) | .samples_ts | sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end" "$CACHE/$1.llamabench.json"; }
+lb_pp() { lb_median "$1" '.n_gen == 0'; }
+lb_tg() { lb_median "$1" '.n_prompt == 0'; }
+# A field of the first type's llama.cpp results (the same library for every type).
+lj_any() { for t in "${TYPES[@]}"; do [ -f "$CACHE/$t.llamacpp.json" ] && { lj "$t" "$1"; return; }; done; echo "n/a"; }
+lb_any() { for t in "${TYPES[@]}"; do [ -f "$CACHE/$t.llamabench.json" ] && { jq -r ".[0]$1" "$CACHE/$t.llamabench.json"; return; }; done; echo "n/a"; }
+llama_why() {
+  if [ -n "$LLAMACPP_MISSING" ]; then echo "$LLAMACPP_MISSING"
+  elif [ -n "${UNAVAILABLE[$1]:-}" ]; then echo "no model"
+  else echo "failed: $(tail -c 200 "$CACHE/$1.$2.err" 2>/dev/null | tr '\n|' '  ')"; fi
+}
 
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 ncpu=$(nproc)
@@ -153,7 +265,7 @@ run, $THREADS threads:
 | read bandwidth | $( [ -n "$first" ] && calc '%.1f GB/s' "$(j "$first" .bandwidth_gb_s)" || echo "n/a") (measured in the first run; each run's own below) |
 | load average | $load_before before, $load_after after (1, 5, 15 min) |
 
-## llama.cpp, the reference (from issue 3)
+## llama.cpp on the issue's reference machine (from issue 3)
 
 Measured on a machine of this project's kind: 2 cores, AVX-512, 30.8 GB/s, 2 threads.
 
@@ -189,14 +301,91 @@ for t in "${TYPES[@]}"; do
 done
 cat <<EOF
 
+## llama.cpp on this machine
+
+Measured in the same run, right after idlegrid for each type, with the same threads
+($THREADS), prompt ($PROMPT tokens, one batch) and generation ($GEN tokens one at a time)
+lengths, on the same files. llama.cpp is the prebuilt CPU build of the npm package
+node-llama-cpp $(lj_any .node_llama_cpp) (llama.cpp $(lj_any .llama_cpp_release), commit \`$(lb_any .build_commit)\`);
+ggml chose its **$(lj_any .ggml_cpu_variant)** CPU variant on this machine (\`$(lj_any .system_info | sed 's/ *|* *$//')\`).
+
+- **llama-bench** (llama.cpp's own benchmark, compiled against that package's libraries
+  by bench/llamacpp/build-llama-bench.sh): \`llama-bench -t $THREADS -p $PROMPT -n $GEN -b 512 -ub 512 -r $REPEAT\`,
+  one warm-up run, median of the $REPEAT runs' tok/s; flash attention and the KV cache
+  type at llama.cpp's defaults (auto, f16; idlegrid's KV cache is f32). These are the
+  figures idlegrid is judged against below.
+- **via node-llama-cpp** (bench/llamacpp/bench.mjs: the addon's batch and decode calls,
+  no sampling timed): the same library without the persistent thread pool that
+  llama-bench attaches, so each \`llama_decode\` starts and joins its worker threads;
+  shown to make plain why these are not the reference. "JS overhead" is the wall-clock
+  time per decoded token beyond llama.cpp's own clock (\`llama_perf_context\`).
+
+| type | llama-bench prefill | llama-bench decode | decode, % of roofline (touched) | via node-llama-cpp: prefill | decode | decode, llama.cpp's clock | JS overhead per token |
+|---|---|---|---|---|---|---|---|
+EOF
+for t in "${TYPES[@]}"; do
+  if [ ! -f "$CACHE/$t.llamabench.json" ]; then
+    echo "| ${LABEL[$t]} | not available: $(llama_why "$t" llamabench) | | | | | | |"
+    continue
+  fi
+  row="| ${LABEL[$t]} | $(calc '%.0f tok/s' "$(lb_pp "$t")") | $(calc '%.1f tok/s' "$(lb_tg "$t")") | "
+  if [ -f "$CACHE/$t.json" ]; then
+    row+="$(calc '%.1f %%' "$(lb_tg "$t") / $(j "$t" .roofline_tok_s) * 100") | "
+  else
+    row+="n/a | "
+  fi
+  if [ -f "$CACHE/$t.llamacpp.json" ]; then
+    row+="$(calc '%.0f tok/s' "$(lj "$t" .prefill_tok_s)") | $(calc '%.1f tok/s' "$(lj "$t" .decode_tok_s)") | $(lj "$t" 'if .decode_tok_s_internal then "\(.decode_tok_s_internal * 10 | round / 10) tok/s" else "n/a" end') | $(lj "$t" 'if .js_overhead_us_per_token then "\(.js_overhead_us_per_token | round) µs" else "n/a" end') |"
+  else
+    row+="not available: $(llama_why "$t" llamacpp) | | | |"
+  fi
+  echo "$row"
+done
+cat <<EOF
+
+**Do both engines compute the same model?** With random weights the greedy tokens are
+a sensitive check: a difference in the computation (tensor layout, RoPE, norms,
+attention, quantization) changes them within a token or two. idlegrid
+(build/bench_greedy, f32 KV cache) and llama.cpp (its greedy sampler, through
+node-llama-cpp) continue the same token ids on the same file: after the $PROMPT-token
+prompt (prefilled in one batch) for $CHECK_GEN tokens, and from BOS alone for $GEN tokens
+(the decode benchmark's sequence). Tokens are compared up to the first difference;
+where idlegrid's two best logits are within 0.1 of each other (a near-tie) the
+engines' rounding decides, so a difference there is expected.
+
+| type | after the prompt | from BOS |
+|---|---|---|
+EOF
+for t in "${TYPES[@]}"; do
+  echo "| ${LABEL[$t]} | ${AGREE[$t.prompt]:-not checked} | ${AGREE[$t.bos]:-not checked} |"
+done
+cat <<EOF
+
 ## Against the goal
 
-Goal (issue 3): decode ≥ 1.1× and prefill ≥ 1.0× llama.cpp's figures. This machine is
-not the reference machine, so decode is judged by the roofline fraction (same
-convention on both sides): the goal is 1.1 × llama.cpp's fraction, and the last column
-turns that into tokens/s on this machine. Prefill is arithmetic-bound; this machine
-has no AVX-512 (the reference does), so its prefill figure is shown raw beside the
-reference without scaling.
+Goal (issue 3): decode ≥ 1.1× and prefill ≥ 1.0× llama.cpp "on the same model, the
+same machine, the same thread count". **The same-machine comparison is the primary
+judgement**: idlegrid against llama-bench, both measured in this run on these files
+with $THREADS threads.
+
+| type | llama.cpp prefill | idlegrid prefill | idlegrid / llama.cpp | prefill goal (≥ 1.0×) met | llama.cpp decode | idlegrid decode | idlegrid / llama.cpp | decode goal (≥ 1.1×) met |
+|---|---|---|---|---|---|---|---|---|
+EOF
+for t in "${TYPES[@]}"; do
+  if [ ! -f "$CACHE/$t.json" ] || [ ! -f "$CACHE/$t.llamabench.json" ]; then
+    echo "| ${LABEL[$t]} | $( [ -f "$CACHE/$t.llamabench.json" ] && calc '%.0f tok/s' "$(lb_pp "$t")" || echo "not available") | $( [ -f "$CACHE/$t.json" ] && calc '%.0f tok/s' "$(j "$t" .prefill_tok_s)" || echo "not available") | | | | | | |"
+    continue
+  fi
+  lpp=$(lb_pp "$t"); ltg=$(lb_tg "$t"); ipp=$(j "$t" .prefill_tok_s); itg=$(j "$t" .decode_tok_s)
+  echo "| ${LABEL[$t]} | $(calc '%.0f tok/s' "$lpp") | $(calc '%.0f tok/s' "$ipp") | $(calc '%.2f×' "$ipp / $lpp") | $(awk "BEGIN { print ($ipp >= $lpp) ? \"yes\" : \"no\" }") | $(calc '%.1f tok/s' "$ltg") | $(calc '%.1f tok/s' "$itg") | $(calc '%.2f×' "$itg / $ltg") | $(awk "BEGIN { print ($itg >= 1.1 * $ltg) ? \"yes\" : \"no\" }") |"
+done
+cat <<EOF
+
+Secondary: against the issue's reference figures, from another machine (with AVX-512),
+so only comparable through the roofline. Decode is judged by the roofline fraction
+(same convention on both sides): the goal is 1.1 × llama.cpp's fraction there, turned
+into tokens/s on this machine. Prefill is arithmetic-bound and shown raw beside the
+reference.
 
 | type | decode here | goal here (1.1 × llama.cpp's fraction × this roofline) | decode goal met | prefill here | llama.cpp prefill (AVX-512 machine) | prefill ratio |
 |---|---|---|---|---|---|---|
@@ -243,6 +432,14 @@ for t in "${TYPES[@]}"; do
   fi
   echo "- ${LABEL[$t]}: prefill $(j "$t" '[.prefill_runs_tok_s[] | . * 10 | round / 10] | join(", ")') tok/s; decode $(j "$t" '[.decode_runs_tok_s[] | . * 10 | round / 10] | join(", ")') tok/s; bandwidth $(calc '%.2f' "$(j "$t" .bandwidth_gb_s)") GB/s"
 done
+for t in "${TYPES[@]}"; do
+  if [ -f "$CACHE/$t.llamabench.json" ]; then
+    echo "- ${LABEL[$t]}, llama-bench: prefill $(jq -r '[.[] | select(.n_gen == 0) | .samples_ts[] | . * 10 | round / 10] | join(", ")' "$CACHE/$t.llamabench.json") tok/s; decode $(jq -r '[.[] | select(.n_prompt == 0) | .samples_ts[] | . * 10 | round / 10] | join(", ")' "$CACHE/$t.llamabench.json") tok/s"
+  fi
+  if [ -f "$CACHE/$t.llamacpp.json" ]; then
+    echo "- ${LABEL[$t]}, via node-llama-cpp: prefill $(lj "$t" '[.prefill_runs_tok_s[] | . * 10 | round / 10] | join(", ")') tok/s; decode $(lj "$t" '[.decode_runs_tok_s[] | . * 10 | round / 10] | join(", ")') tok/s; CPU time / wall time while decoding $(calc '%.2f' "$(lj "$t" .decode_cpu_per_wall)")"
+  fi
+done
 if [ -f bench/PROFILE.md ]; then
   echo
   cat bench/PROFILE.md
@@ -262,6 +459,10 @@ IG_BENCH_FRESH=1 make bench   # also remakes the models
 ./build/idlegrid model synth base.gguf ${SHAPE[*]} --type f16
 ./build/idlegrid model quantize base.gguf q8.gguf q8_0
 ./build/idlegrid bench -m q8.gguf --threads $THREADS --prompt $PROMPT --gen $GEN --repeat $REPEAT
+# llama.cpp on the same file (after scripts/bench-deps.sh):
+bash bench/llamacpp/build-llama-bench.sh build/llamacpp     # prints the libraries' directory
+(cd "\$(cat build/llamacpp/bins)" && \$OLDPWD/build/llamacpp/llama-bench -m \$OLDPWD/q8.gguf -t $THREADS -p $PROMPT -n $GEN -b 512 -ub 512 -r $REPEAT)
+node bench/llamacpp/bench.mjs -m q8.gguf --threads $THREADS --prompt $PROMPT --gen $GEN --repeat $REPEAT
 \`\`\`
 
 The numbers are only as quiet as the machine: the load average above says whether
