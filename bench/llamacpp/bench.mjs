@@ -1,8 +1,12 @@
-// bench/llamacpp/bench.mjs — llama.cpp measured on this machine the way `idlegrid bench`
-// measures idlegrid (and the way llama-bench's pp/tg tests do), so bench/run.sh can put
-// both in one table. llama.cpp comes as the prebuilt CPU libraries that node-llama-cpp
-// ships in its platform packages (installed by scripts/bench-deps.sh; nothing is
-// downloaded or built here: build "never", gpu false).
+// bench/llamacpp/bench.mjs — llama.cpp measured on this machine through node-llama-cpp's
+// API, the way `idlegrid bench` measures idlegrid (and llama-bench's pp/tg tests do),
+// plus llama.cpp's greedy tokens for the agreement check with idlegrid. llama.cpp comes
+// as the prebuilt CPU libraries that node-llama-cpp ships in its platform packages
+// (installed by scripts/bench-deps.sh; nothing is downloaded or built here: build
+// "never", gpu false). bench/run.sh takes its reference figures from llama-bench built
+// against the same libraries (build-llama-bench.sh): node-llama-cpp's addon attaches no
+// ggml threadpool, so each llama_decode here starts and joins its worker threads, which
+// costs decode speed that llama-bench (and llama-cli, llama-server) do not pay.
 //
 //   node bench.mjs -m MODEL [--threads N] [--prompt P] [--gen G] [--repeat R]
 //                  [--flash-attn auto|on|off] [--check-gen K]
@@ -114,7 +118,7 @@ async function main() {
     const ctxSize = o.prompt + Math.max(o.gen, o.checkGen) + 16;
     const context = await model.createContext({
         contextSize: ctxSize, batchSize: o.prompt, sequences: 1, threads: o.threads,
-        flashAttention: o.flashAttn === "auto" ? undefined : o.flashAttn === "on",
+        flashAttention: o.flashAttn === "auto" ? "auto" : o.flashAttn === "on", // llama.cpp default: auto
         performanceTracking: true,
     });
     const ctx = context._ctx; // the addon's context: see the comment at the top
