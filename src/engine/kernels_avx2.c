@@ -408,8 +408,6 @@ b32_tile(const int is_q4, const int R, const int T, int64_t nb, float *y, int64_
         B32_UNROLL
         for (int r = 0; r < R; r++) {
             wb[r] = w + r * ws + i * wbs;
-            if (T == 1)
-                prefetch_bytes(wb[r] + PF_DIST, B32_GROUP * wbs);
             dw[r] = fp16x8_strided(wb[r], wbs);
         }
         B32_UNROLL
@@ -422,6 +420,14 @@ b32_tile(const int is_q4, const int R, const int T, int64_t nb, float *y, int64_
         }
         B32_UNROLL
         for (int b = 0; b < B32_GROUP; b++) {
+            if (T == 1) {
+                /* one prefetch per block and row, as the loads go: a burst of them per
+                 * group overruns the miss buffers and they are dropped (Q8_0 from
+                 * DRAM ran at half speed) */
+                B32_UNROLL
+                for (int r = 0; r < R; r++)
+                    _mm_prefetch((const char *)(wb[r] + PF_DIST), _MM_HINT_T0);
+            }
             b32_block(is_q4, R, T, acc, wb, xb, sc + b, B32_GROUP);
             B32_UNROLL
             for (int r = 0; r < R; r++)
