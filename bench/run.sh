@@ -320,10 +320,12 @@ ggml chose its **$(lj_any .ggml_cpu_variant)** CPU variant on this machine (\`$(
   type at llama.cpp's defaults (auto, f16; idlegrid's KV cache is f32). These are the
   figures idlegrid is judged against below.
 - **via node-llama-cpp** (bench/llamacpp/bench.mjs: the addon's batch and decode calls,
-  no sampling timed): the same library without the persistent thread pool that
-  llama-bench attaches, so each \`llama_decode\` starts and joins its worker threads;
-  shown to make plain why these are not the reference. "JS overhead" is the wall-clock
-  time per decoded token beyond llama.cpp's own clock (\`llama_perf_context\`).
+  no sampling timed): the same libraries driven from JavaScript, a cross-check of the
+  llama-bench figures rather than the reference. Unlike llama-bench, the addon attaches
+  no persistent ggml thread pool (each \`llama_decode\` starts and joins its worker
+  thread) and each call crosses from JavaScript to a libuv worker thread and back;
+  "JS overhead" is the wall-clock time per decoded token beyond llama.cpp's own clock
+  (\`llama_perf_context\`).
 
 | type | llama-bench prefill | llama-bench decode | decode, % of roofline (touched) | via node-llama-cpp: prefill | decode | decode, llama.cpp's clock | JS overhead per token |
 |---|---|---|---|---|---|---|---|

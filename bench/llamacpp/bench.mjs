@@ -6,7 +6,7 @@
 // "never", gpu false). bench/run.sh takes its reference figures from llama-bench built
 // against the same libraries (build-llama-bench.sh): node-llama-cpp's addon attaches no
 // ggml threadpool, so each llama_decode here starts and joins its worker threads, which
-// costs decode speed that llama-bench (and llama-cli, llama-server) do not pay.
+// llama-bench (and llama-cli, llama-server) do not; this is the cross-check.
 //
 //   node bench.mjs -m MODEL [--threads N] [--prompt P] [--gen G] [--repeat R]
 //                  [--flash-attn auto|on|off] [--check-gen K]

@@ -6,11 +6,12 @@
 # llama-bench from there: ggml looks for its CPU variants, libggml-cpu-*.so, beside the
 # executable and in the current directory).
 #
-# Why not only node-llama-cpp's API (bench.mjs): its addon never attaches a ggml
-# threadpool to the context, so every llama_decode starts and joins its worker threads;
-# llama-bench (like llama-cli and llama-server) keeps one threadpool for the whole run.
-# With 2 threads that costs node-llama-cpp a large part of its decode speed here, so the
-# reference figures come from llama-bench.
+# Why not only node-llama-cpp's API (bench.mjs): llama-bench is llama.cpp's own
+# measurement, the one the reference figures come from. It keeps one ggml
+# threadpool for the whole run (as llama-cli and llama-server do); node-llama-cpp's
+# addon attaches none, so each llama_decode starts and joins its worker threads, and
+# each call crosses from JavaScript to a libuv worker. The reference is llama-bench;
+# bench.mjs is the cross-check and the source of llama.cpp's greedy tokens.
 #
 # The source is the one node-llama-cpp ships for building from source (llama/
 # gitRelease.bundle, a git bundle of the same llama.cpp release as its binaries), so
