@@ -24,6 +24,21 @@ set_tests_properties(model_fast_kernels_equal_scalar_reference_on_full_forward P
   LABELS "unit;model;arm" TIMEOUT 600
   ENVIRONMENT "IG_TEST_DATA=${IG_TEST_DATA};IG_MODELS=${IG_MODELS};IG_BUILD=${CMAKE_BINARY_DIR}")
 
+# Batched prefill equals one token at a time, bit for bit (what resuming a job on another
+# node relies on); also under qemu-aarch64 for the NEON kernels, hence its own target.
+add_executable(model_batched_prefill_equals_one_token_at_a_time_bit_for_bit
+  ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_model_synth.c)
+target_include_directories(model_batched_prefill_equals_one_token_at_a_time_bit_for_bit
+  PRIVATE ${PROJECT_SOURCE_DIR}/src/engine)
+target_link_libraries(model_batched_prefill_equals_one_token_at_a_time_bit_for_bit PRIVATE ig_engine)
+target_compile_options(model_batched_prefill_equals_one_token_at_a_time_bit_for_bit PRIVATE -fno-tree-vectorize)
+add_test(NAME model_batched_prefill_equals_one_token_at_a_time_bit_for_bit
+  COMMAND model_batched_prefill_equals_one_token_at_a_time_bit_for_bit batch
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(model_batched_prefill_equals_one_token_at_a_time_bit_for_bit PROPERTIES
+  LABELS "unit;model;arm" TIMEOUT 600
+  ENVIRONMENT "IG_TEST_DATA=${IG_TEST_DATA};IG_MODELS=${IG_MODELS};IG_BUILD=${CMAKE_BINARY_DIR}")
+
 foreach(g "sampler;model_sampler_draw_is_a_pure_function_of_seed_and_position"
           "cache;model_truncated_kv_cache_continues_like_a_full_pass"
           "generation;model_score_equals_generation_logprobs_and_seeded_resume_is_identical"

@@ -5,8 +5,8 @@
  * Read it top to bottom like llama2.c's run.c: every buffer is allocated once in
  * ig_ctx_new with its shape in a comment, and forward_batch() is the model, layer by
  * layer. Every weight matrix goes through ig_matmul (kernels.c picks scalar or SIMD);
- * the small element-wise steps are plain loops here; attention is split by
- * (token, head) across the pool.
+ * the small element-wise steps are plain loops here; attention is split across the
+ * pool in items of a few tokens x the query heads that share a KV head.
  *
  * Layout conventions: activations are row-major [n_tok][dim] floats; the KV cache is
  * [n_layer][n_ctx][n_head_kv * head_dim] in F32 or F16, so one position of one layer
@@ -25,6 +25,13 @@
 #define IG_DEFAULT_BATCH 256
 #define IG_MAX_CTX (1 << 20)
 #define IG_MAX_THREADS 256
+/* Attention work items: at most this many queries, and score rows of at most this many
+ * floats per thread (1 MiB), whichever is fewer. */
+#define IG_ATT_QUERIES 16
+#define IG_ATT_SCORE_FLOATS (256 * 1024)
+
+static int att_max_groups(int32_t n_ctx);
+#define ATT_LANES 8
 
 struct ig_ctx {
     const ig_model *m;
@@ -54,7 +61,9 @@ struct ig_ctx {
     float *att;          /* [n_batch][n_head * head_dim]  attention output, heads concatenated */
     float *hb;           /* [n_batch][n_ff]  gate, then silu(gate) * up */
     float *hb2;          /* [n_batch][n_ff]  up */
-    float *scores;       /* [n_threads][n_ctx]  attention weights, one row per thread */
+    float *scores;       /* [n_threads][att_max_groups(n_ctx)][n_ctx][8]  attention weights, 8 queries a row */
+    float *att_q;        /* [n_threads][att_max_groups(n_ctx)][head_dim][8]  queries, transposed */
+    float *att_o;        /* [n_threads][att_max_groups(n_ctx)][head_dim][8]  outputs, transposed */
     float *rowbuf;       /* [n_threads][head_dim]  a K or V row converted to F32 */
     double *inv_freq;    /* [n_rot / 2]  RoPE angle per position for each pair */
     float *rope_cos;     /* [n_batch][n_rot / 2]  cos of each token's angles, shared by the layers */
@@ -211,7 +220,10 @@ ig_ctx *ig_ctx_new(const ig_model *m, const ig_ctx_params *params, ig_err *err)
     c->att = ctx_alloc(c, B * QD, sizeof(float), &ok);
     c->hb = ctx_alloc(c, B * F, sizeof(float), &ok);
     c->hb2 = ctx_alloc(c, B * F, sizeof(float), &ok);
-    c->scores = ctx_alloc(c, T * (size_t)p.n_ctx, sizeof(float), &ok);
+    const size_t att_lanes = (size_t)att_max_groups(p.n_ctx) * ATT_LANES;
+    c->scores = ctx_alloc(c, T * att_lanes * (size_t)p.n_ctx, sizeof(float), &ok);
+    c->att_q = ctx_alloc(c, T * att_lanes * HD, sizeof(float), &ok);
+    c->att_o = ctx_alloc(c, T * att_lanes * HD, sizeof(float), &ok);
     c->rowbuf = ctx_alloc(c, T * HD, sizeof(float), &ok);
     c->inv_freq = ctx_alloc(c, (size_t)m->n_rot / 2, sizeof(double), &ok);
     c->rope_cos = ctx_alloc(c, B * (size_t)m->n_rot / 2, sizeof(float), &ok);
@@ -246,7 +258,8 @@ void ig_ctx_free(ig_ctx *c)
     ig_pool_free(c->pool);
     void *bufs[] = {c->k_cache, c->v_cache, c->x,      c->xb,      c->xo,         c->q,
                     c->kcur,    c->vcur,    c->att,    c->hb,      c->hb2,        c->scores,
-                    c->rowbuf,  c->inv_freq, c->rope_cos, c->rope_sin, c->mm_scratch, c->logits};
+                    c->rowbuf,  c->inv_freq, c->rope_cos, c->rope_sin, c->mm_scratch, c->logits,
+                    c->att_q,   c->att_o};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(c);
@@ -348,8 +361,8 @@ static inline char *kv_row(const ig_ctx *c, void *cache, int layer, int32_t pos)
 
 /* The attention arithmetic is the same plain C for every kernel set, so the kernel
  * sets differ only inside ig_matmul: a last-bit difference here would flip the
- * rounding of quantized activations downstream and magnify itself. Eight
- * independent sums in a fixed order: deterministic, and the compiler vectorises it. */
+ * rounding of quantized activations downstream and magnify itself. The order of
+ * every operation is fixed (see attention_worker), eight queries to a vector. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(IG_NO_CLONES)
 /* An AVX2 copy of the attention loops, chosen at load time: the same operations in
  * the same order (no FMA contraction), only wider, so results do not change. */
@@ -357,18 +370,6 @@ static inline char *kv_row(const ig_ctx *c, void *cache, int layer, int32_t pos)
 #else
 #define IG_ATTENTION_CLONES
 #endif
-
-static inline float dot_f32(const float *a, const float *b, int n)
-{
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += a[i + j] * b[i + j];
-    for (; i < n; i++)
-        acc[0] += a[i] * b[i];
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
 
 typedef struct {
     ig_ctx *c;
@@ -388,6 +389,60 @@ static inline const float *kv_head(const ig_ctx *c, void *cache, int layer, int3
     return buf;
 }
 
+/* How the batch's queries are grouped: a work item is up to `tb` consecutive tokens x
+ * `hb` query heads that share one KV head, so each K and V row is read (and, for an
+ * F16 cache, converted) once for all of them, and eight queries at a time go through
+ * the arithmetic as the lanes of one vector. */
+typedef struct {
+    int tb, hb;        /* tokens and heads per item */
+    int n_tblocks;     /* ceil(n_tok / tb) */
+    int n_hchunks;     /* ceil(group / hb): head chunks per KV head */
+} att_blocking;
+
+typedef float att_vf __attribute__((vector_size(ATT_LANES * sizeof(float))));
+typedef int32_t att_vi __attribute__((vector_size(ATT_LANES * sizeof(int32_t))));
+
+static int att_max_queries(int32_t n_ctx)
+{
+    /* At most IG_ATT_QUERIES queries per item, and their score rows within
+     * IG_ATT_SCORE_FLOATS per thread (long contexts get fewer queries per item). */
+    int q = IG_ATT_SCORE_FLOATS / (n_ctx > 0 ? n_ctx : 1);
+    return q < 1 ? 1 : q > IG_ATT_QUERIES ? IG_ATT_QUERIES : q;
+}
+
+/* Vectors of queries per item (score rows and query buffers are sized for this many). */
+static int att_max_groups(int32_t n_ctx)
+{
+    return (att_max_queries(n_ctx) + ATT_LANES - 1) / ATT_LANES;
+}
+
+static att_blocking att_blocks(const ig_ctx *c, int n_tok)
+{
+    const int group = c->m->info.n_head / c->m->info.n_head_kv;
+    const int qmax = att_max_queries(c->n_ctx);
+    att_blocking b;
+    b.hb = group < qmax ? group : qmax;
+    b.tb = qmax / b.hb;
+    b.n_tblocks = (n_tok + b.tb - 1) / b.tb;
+    b.n_hchunks = (group + b.hb - 1) / b.hb;
+    return b;
+}
+
+/* A vector of 8 floats at any float address (unaligned, may alias floats). */
+typedef float att_vfu __attribute__((vector_size(ATT_LANES * sizeof(float)), aligned(4), may_alias));
+#define ATT_V(p) (*(att_vfu *)(p))
+
+/* The arithmetic of one query (token t at position pos, head h) is, in this order:
+ *   s_j = dot(q, k_j) * scale for j = 0..pos, where dot sums the products of each
+ *         dimension class i mod 8 in dimension order, then adds the eight partial sums
+ *         as ((0+4)+(1+5))+((2+6)+(3+7));
+ *   m = the running maximum of s_j, j = 0..pos (strict >, starting from -inf);
+ *   e_j = expf(s_j - m), sum = e_0 + ... + e_pos in order; a_j = e_j * (1 / sum);
+ *   out = 0, then out += a_j * v_j for j = 0..pos in order (multiply, then add).
+ * Each query is one lane of the vectors below, so every lane performs exactly these
+ * operations in exactly this order (no contraction into fused multiply-adds: ISO C
+ * mode), whatever the item, the batch or the number of threads. A token's output thus
+ * does not depend on the batch it came in, which resuming a job relies on. */
 IG_ATTENTION_CLONES static void attention_worker(void *arg, int thread, int n_threads)
 {
     attention_job *job = arg;
@@ -397,37 +452,109 @@ IG_ATTENTION_CLONES static void attention_worker(void *arg, int thread, int n_th
     const size_t QD = (size_t)n_head * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     assert(thread < c->n_threads);
-    float *scores = c->scores + (size_t)thread * c->n_ctx;
+    const att_blocking b = att_blocks(c, job->n_tok);
+    const int gmax = att_max_groups(c->n_ctx);
+    /* per thread: score rows [group g][position j][lane], queries and outputs
+     * [group g][dimension d][lane], one K or V row converted to F32 */
+    float *sc = c->scores + (size_t)thread * gmax * ATT_LANES * c->n_ctx;
+    float *qt = c->att_q + (size_t)thread * gmax * ATT_LANES * hd;
+    float *ot = c->att_o + (size_t)thread * gmax * ATT_LANES * hd;
     float *rowbuf = c->rowbuf + (size_t)thread * hd;
 
-    /* Items (token, head) interleaved across threads: under the causal mask a later
-     * token costs more, so contiguous shares would give the last thread most of it. */
-    const int64_t items = (int64_t)job->n_tok * n_head;
+    /* Items interleaved across threads: under the causal mask a later token block costs
+     * more, so contiguous shares would give the last thread most of the work. */
+    const int64_t per_tblock = (int64_t)in->n_head_kv * b.n_hchunks;
+    const int64_t items = (int64_t)b.n_tblocks * per_tblock;
     for (int64_t it = thread; it < items; it += n_threads) {
-        const int t = (int)(it / n_head), h = (int)(it % n_head), kvh = h / group;
-        const int32_t pos = job->pos0 + t;
-        const float *q = c->q + (size_t)t * QD + (size_t)h * hd;
-        float *out = c->att + (size_t)t * QD + (size_t)h * hd;
+        const int tblock = (int)(it / per_tblock), rest = (int)(it % per_tblock);
+        const int kvh = rest / b.n_hchunks, hchunk = rest % b.n_hchunks;
+        const int t0 = tblock * b.tb, nt = job->n_tok - t0 < b.tb ? job->n_tok - t0 : b.tb;
+        const int h0 = kvh * group + hchunk * b.hb;
+        const int nh = group - hchunk * b.hb < b.hb ? group - hchunk * b.hb : b.hb;
+        const int nq = nt * nh, ng = (nq + ATT_LANES - 1) / ATT_LANES;
+        assert(ng <= gmax);
+        /* query qi (lane qi % 8 of group qi / 8) is token t0 + qi / nh, head h0 + qi % nh */
+        const int32_t first = job->pos0 + t0, last = job->pos0 + t0 + nt - 1;
+        att_vi lane_pos[IG_ATT_QUERIES / ATT_LANES + 1];
+        for (int g = 0; g < ng; g++)
+            for (int l = 0; l < ATT_LANES; l++) {
+                const int qi = g * ATT_LANES + l;
+                lane_pos[g][l] = qi < nq ? first + qi / nh : -1;
+                for (int d = 0; d < hd; d++)
+                    qt[((size_t)g * hd + d) * ATT_LANES + l] =
+                        qi < nq ? c->q[(size_t)(t0 + qi / nh) * QD + (size_t)(h0 + qi % nh) * hd + d]
+                                : 0.0f;
+            }
 
-        float max = -INFINITY;
-        for (int32_t j = 0; j <= pos; j++) {
-            scores[j] = dot_f32(q, kv_head(c, c->k_cache, job->layer, j, kvh, rowbuf), hd) * scale;
-            if (scores[j] > max)
-                max = scores[j];
+        /* scores: s_j for every lane (a lane past its own position computes a value
+         * nobody reads) */
+        const att_vf vscale = {scale, scale, scale, scale, scale, scale, scale, scale};
+        for (int32_t j = 0; j <= last; j++) {
+            const float *k = kv_head(c, c->k_cache, job->layer, j, kvh, rowbuf);
+            for (int g = 0; g < ng; g++) {
+                const float *q = qt + (size_t)g * hd * ATT_LANES;
+                att_vf acc[8] = {{0}};
+                int d = 0;
+                for (; d + 8 <= hd; d += 8)
+                    for (int p = 0; p < 8; p++)
+                        acc[p] += ATT_V(q + (size_t)(d + p) * ATT_LANES) * k[d + p];
+                for (; d < hd; d++)
+                    acc[0] += ATT_V(q + (size_t)d * ATT_LANES) * k[d];
+                att_vf s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+                ATT_V(sc + ((size_t)g * c->n_ctx + j) * ATT_LANES) = s * vscale;
+            }
         }
-        float sum = 0.0f;
-        for (int32_t j = 0; j <= pos; j++) {
-            scores[j] = expf(scores[j] - max);
-            sum += scores[j];
-        }
-        const float inv_sum = 1.0f / sum;
 
-        memset(out, 0, (size_t)hd * sizeof(float));
-        for (int32_t j = 0; j <= pos; j++) {
+        /* softmax per lane, in position order; a_j replaces s_j, 0 past the lane's position */
+        for (int qi = 0; qi < nq; qi++) {
+            const int g = qi / ATT_LANES, l = qi % ATT_LANES;
+            const int32_t pos = lane_pos[g][l];
+            float *row = sc + (size_t)g * c->n_ctx * ATT_LANES + l;
+            float max = -INFINITY;
+            for (int32_t j = 0; j <= pos; j++)
+                if (row[(size_t)j * ATT_LANES] > max)
+                    max = row[(size_t)j * ATT_LANES];
+            float sum = 0.0f;
+            for (int32_t j = 0; j <= pos; j++) {
+                row[(size_t)j * ATT_LANES] = expf(row[(size_t)j * ATT_LANES] - max);
+                sum += row[(size_t)j * ATT_LANES];
+            }
+            const float inv_sum = 1.0f / sum;
+            for (int32_t j = 0; j <= pos; j++)
+                row[(size_t)j * ATT_LANES] = row[(size_t)j * ATT_LANES] * inv_sum;
+            for (int32_t j = pos + 1; j <= last; j++)
+                row[(size_t)j * ATT_LANES] = 0.0f;
+        }
+        for (int qi = nq; qi < ng * ATT_LANES; qi++) /* empty lanes */
+            for (int32_t j = 0; j <= last; j++)
+                sc[((size_t)(qi / ATT_LANES) * c->n_ctx + j) * ATT_LANES + qi % ATT_LANES] = 0.0f;
+
+        /* out += a_j * v_j; past the first token's position some lanes are done, and
+         * keep their value exactly (selected, not added to) */
+        memset(ot, 0, (size_t)ng * hd * ATT_LANES * sizeof(float));
+        for (int32_t j = 0; j <= last; j++) {
             const float *v = kv_head(c, c->v_cache, job->layer, j, kvh, rowbuf);
-            const float a = scores[j] * inv_sum;
-            for (int i = 0; i < hd; i++)
-                out[i] += a * v[i];
+            for (int g = 0; g < ng; g++) {
+                const att_vf a = ATT_V(sc + ((size_t)g * c->n_ctx + j) * ATT_LANES);
+                float *o = ot + (size_t)g * hd * ATT_LANES;
+                if (j <= first) {
+                    for (int d = 0; d < hd; d++)
+                        ATT_V(o + (size_t)d * ATT_LANES) = ATT_V(o + (size_t)d * ATT_LANES) + a * v[d];
+                } else {
+                    const att_vi live = lane_pos[g] >= j;
+                    for (int d = 0; d < hd; d++) {
+                        const att_vf old = ATT_V(o + (size_t)d * ATT_LANES), upd = old + a * v[d];
+                        ATT_V(o + (size_t)d * ATT_LANES) =
+                            (att_vf)(((att_vi)upd & live) | ((att_vi)old & ~live));
+                    }
+                }
+            }
+        }
+        for (int qi = 0; qi < nq; qi++) {
+            float *out = c->att + (size_t)(t0 + qi / nh) * QD + (size_t)(h0 + qi % nh) * hd;
+            const float *o = ot + (size_t)(qi / ATT_LANES) * hd * ATT_LANES + qi % ATT_LANES;
+            for (int d = 0; d < hd; d++)
+                out[d] = o[(size_t)d * ATT_LANES];
         }
     }
 }

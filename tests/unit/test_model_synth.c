@@ -113,6 +113,79 @@ out:
     ig_ctx_free(fast);
 }
 
+/* ---- a batch computes what one token at a time computes, bit for bit ------------ */
+
+/* Resuming a job re-prefills prompt + generated tokens in one batch on another node and
+ * must continue with the tokens the first node would have drawn, so the logits of a
+ * position may not depend on how the tokens were batched or how many threads ran:
+ * every kernel set (each of whose gemm tiles must equal its vec_dot) and every KV type
+ * is held to identical bits here, not to a tolerance. */
+static ig_ctx *make_ctx_full(const ig_model *m, const char *kernels, int threads, int batch,
+                             ig_type kv)
+{
+    ig_ctx_params cp = ig_ctx_default_params();
+    cp.kernels = kernels;
+    cp.n_threads = threads;
+    cp.n_batch = batch;
+    cp.kv_type = kv;
+    ig_err err = {0};
+    ig_ctx *c = ig_ctx_new(m, &cp, &err);
+    CHECK(c, "ctx: %s", err.msg);
+    return c;
+}
+
+static void test_batched_prefill_equals_one_token_at_a_time(const ig_model *m, const char *label)
+{
+    enum { N = 37 };
+    const int32_t n_vocab = ig_model_get_info(m)->n_vocab;
+    int32_t toks[N];
+    fill_tokens(toks, N, n_vocab, 5);
+    const char *sets[] = {"scalar", NULL};
+    const ig_type kvs[] = {IG_TYPE_F32, IG_TYPE_F16};
+    float *one = malloc(sizeof(float) * (size_t)n_vocab * N);
+    for (size_t s = 0; s < 2; s++)
+        for (size_t kv = 0; kv < 2; kv++) {
+            /* reference: one token per decode, one thread */
+            ig_ctx *c = make_ctx_full(m, sets[s], 1, 16, kvs[kv]);
+            if (!c)
+                continue;
+            ig_err err = {0};
+            const char *isa = ig_ctx_kernels(c);
+            for (int i = 0; i < N; i++) {
+                CHECK(!ig_ctx_decode(c, &toks[i], 1, false, &err), "%s", err.msg);
+                memcpy(one + (size_t)i * n_vocab, ig_ctx_logits(c, 0), sizeof(float) * (size_t)n_vocab);
+            }
+            ig_ctx_free(c);
+            /* batches of 64 (one batch), 16 and 5 (several, with a short last one), 1 and 2
+             * threads; and a prefix batched, then the rest one by one */
+            const int shapes[][3] = {{64, 2, N}, {16, 2, N}, {5, 1, N}, {64, 2, 20}};
+            for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+                const int batch = shapes[k][0], threads = shapes[k][1], prefix = shapes[k][2];
+                ig_ctx *b = make_ctx_full(m, sets[s], threads, batch, kvs[kv]);
+                if (!b)
+                    continue;
+                CHECK(!ig_ctx_decode(b, toks, prefix, true, &err), "%s", err.msg);
+                int bad = -1;
+                for (int i = 0; i < prefix && bad < 0; i++)
+                    if (memcmp(ig_ctx_logits(b, i), one + (size_t)i * n_vocab,
+                               sizeof(float) * (size_t)n_vocab) != 0)
+                        bad = i;
+                for (int i = prefix; i < N && bad < 0; i++) {
+                    CHECK(!ig_ctx_decode(b, &toks[i], 1, false, &err), "%s", err.msg);
+                    if (memcmp(ig_ctx_logits(b, 0), one + (size_t)i * n_vocab,
+                               sizeof(float) * (size_t)n_vocab) != 0)
+                        bad = i;
+                }
+                CHECK(bad < 0,
+                      "%s: %s kernels, %s KV, batch %d, %d threads, %d batched: logits of position "
+                      "%d differ from one token at a time",
+                      label, isa, ig_type_name(kvs[kv]), batch, threads, prefix, bad);
+                ig_ctx_free(b);
+            }
+        }
+    free(one);
+}
+
 /* ---- KV cache reuse --------------------------------------------------------- */
 
 static void test_truncated_cache_continues_like_a_full_pass(const ig_model *m, const char *label)
@@ -487,7 +560,7 @@ static void test_chat_templates_use_control_tokens_but_never_parse_content(void)
     ig_model_free(m);
 }
 
-/* Groups, so CTest can name each behaviour: sampler, chat, kernels, cache, generation
+/* Groups, so CTest can name each behaviour: sampler, chat, kernels, batch, cache, generation
  * (no argument: all). */
 static bool want(int argc, char **argv, const char *group)
 {
@@ -531,6 +604,8 @@ int main(int argc, char **argv)
             test_fast_kernels_equal_scalar_reference_on_logits(m, cases[i].label);
         if (want(argc, argv, "cache"))
             test_truncated_cache_continues_like_a_full_pass(m, cases[i].label);
+        if (want(argc, argv, "batch"))
+            test_batched_prefill_equals_one_token_at_a_time(m, cases[i].label);
         if (want(argc, argv, "generation"))
             test_generation_scores_resumes_and_stops(m, cases[i].label);
         if (i == 0 && want(argc, argv, "chat"))
