@@ -9,6 +9,18 @@
  * and the outermost frame frees it on the way out. Closes requested where calling
  * on_close at once would surprise the caller (a send that overflows the output
  * limit) are deferred to `task_ev`, which also delivers on_open after accept.
+ *
+ * Writing. A frame is written to the socket at once (send(2) from the calling thread)
+ * when nothing is waiting before it; only what the kernel does not take goes to the
+ * bufferevent's output, and while anything waits there, later frames queue behind it.
+ * This keeps a frame from waiting for the event loop's next turn, and lets another
+ * thread (a node's engine worker, ig_net_conn_send_threadsafe) put a token on the wire
+ * without waking the loop's thread: on a core the engine keeps busy, that thread can
+ * be scheduled milliseconds late. The state shared with such threads (the fields
+ * under `wmu`) is the socket, whether frames may still be written, whether anything
+ * waits (`w_backlog`), and `w_side`: frames from other threads that arrived while
+ * something waited, moved into the bufferevent by the loop (task_ev). TLS links
+ * (no socket to write to directly) always go through the bufferevent.
  */
 #include "net.h"
 
@@ -26,6 +38,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +74,14 @@ struct ig_net_conn {
     int64_t last_rx_ms;
     bool tls;
     ig_err pending_reason;
+
+    /* shared with threads sending through ig_net_conn_send_threadsafe */
+    pthread_mutex_t wmu;
+    bool w_open;            /* frames may be written */
+    bool w_backlog;         /* bytes wait in the bufferevent's output or in w_side */
+    bool w_overflow;        /* w_side passed max_output: the loop closes the link */
+    int w_fd;               /* the socket for direct writes; -1 with TLS / before connect */
+    struct evbuffer *w_side;
 };
 
 int64_t ig_net_now_ms(void)
@@ -74,6 +95,9 @@ static void really_free(ig_net_conn *c)
 {
     if (c->bev)
         bufferevent_free(c->bev);
+    if (c->w_side)
+        evbuffer_free(c->w_side);
+    pthread_mutex_destroy(&c->wmu);
     if (c->task_ev)
         event_free(c->task_ev);
     if (c->hb_ev)
@@ -90,6 +114,44 @@ static void leave(ig_net_conn *c)
         really_free(c);
 }
 
+/* No more frames from other threads (closing, failing); their unsent ones are dropped. */
+static void w_stop(ig_net_conn *c)
+{
+    pthread_mutex_lock(&c->wmu);
+    c->w_open = false;
+    c->w_fd = -1;
+    if (c->w_side)
+        evbuffer_drain(c->w_side, evbuffer_get_length(c->w_side));
+    pthread_mutex_unlock(&c->wmu);
+}
+
+/* Writes as much of bytes as the socket takes now; returns the count (0 on EAGAIN or
+ * an error, which the bufferevent then meets and reports). Caller holds wmu. */
+static size_t w_direct(ig_net_conn *c, const void *bytes, size_t len)
+{
+    if (c->w_fd < 0 || c->w_backlog || len == 0)
+        return 0;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = send(c->w_fd, (const char *)bytes + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        break;
+    }
+    return done;
+}
+
+/* Loop thread, wmu held: frames other threads queued go into the bufferevent, in order. */
+static void w_move_side(ig_net_conn *c)
+{
+    if (c->w_side && evbuffer_get_length(c->w_side) > 0 && c->bev)
+        bufferevent_write_buffer(c->bev, c->w_side);
+}
+
 /* Ends the link: logs, releases the socket, calls on_close (unless suppressed). */
 static void close_now(ig_net_conn *c, ig_code code, const char *reason, bool notify)
 {
@@ -98,6 +160,7 @@ static void close_now(ig_net_conn *c, ig_code code, const char *reason, bool not
     c->closed = true;
     c->failing = false;
     c->pending_close = false;
+    w_stop(c);
     if (c->bev) {
         bufferevent_free(c->bev);
         c->bev = NULL;
@@ -154,6 +217,7 @@ static void close_later(ig_net_conn *c, ig_code code, const char *reason)
     c->pending_close = true;
     c->pending_reason.code = code;
     snprintf(c->pending_reason.msg, sizeof c->pending_reason.msg, "%s", reason);
+    w_stop(c);
     if (c->bev)
         bufferevent_disable(c->bev, EV_READ);
     schedule_task(c);
@@ -165,7 +229,16 @@ static void task_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     ig_net_conn *c = arg;
     c->depth++;
-    if (c->pending_close) {
+    pthread_mutex_lock(&c->wmu);
+    bool overflow = c->w_overflow;
+    if (!c->closed)
+        w_move_side(c);
+    pthread_mutex_unlock(&c->wmu);
+    if (overflow && !c->closed && !c->pending_close) {
+        char reason[160];
+        snprintf(reason, sizeof reason, "peer is not reading: more than %zu bytes unsent", c->max_output);
+        close_now(c, IG_ERR_BUSY, reason, true);
+    } else if (c->pending_close) {
         close_now(c, c->pending_reason.code, c->pending_reason.msg, true);
     } else if (c->pending_open && !c->closed) {
         c->pending_open = false;
@@ -176,11 +249,22 @@ static void task_cb(evutil_socket_t fd, short what, void *arg)
     leave(c);
 }
 
-static ig_code queue_bytes(ig_net_conn *c, const void *bytes, size_t len, ig_err *err)
+/* Loop thread. direct: the frame may go straight to the socket (not for the error
+ * frame of a failing link, which is flushed through the bufferevent before the close). */
+static ig_code queue_bytes(ig_net_conn *c, const void *bytes, size_t len, bool direct, ig_err *err)
 {
     if (c->closed || c->failing || c->pending_close || !c->bev)
         return ig_err_set(err, IG_ERR_IO, "link to %s is closed", c->label);
-    if (bufferevent_write(c->bev, bytes, len) != 0)
+    pthread_mutex_lock(&c->wmu);
+    size_t done = direct ? w_direct(c, bytes, len) : 0;
+    int rc = 0;
+    if (done < len) {
+        w_move_side(c); /* what other threads queued earlier goes first */
+        rc = bufferevent_write(c->bev, (const char *)bytes + done, len - done);
+        c->w_backlog = true;
+    }
+    pthread_mutex_unlock(&c->wmu);
+    if (rc != 0)
         return ig_err_set(err, IG_ERR_NOMEM, "link to %s: cannot queue %zu bytes", c->label, len);
     size_t pending = evbuffer_get_length(bufferevent_get_output(c->bev));
     if (pending > c->max_output) {
@@ -194,7 +278,7 @@ static ig_code queue_bytes(ig_net_conn *c, const void *bytes, size_t len, ig_err
 
 ig_code ig_net_conn_send_raw(ig_net_conn *c, const void *bytes, size_t len, ig_err *err)
 {
-    return queue_bytes(c, bytes, len, err);
+    return queue_bytes(c, bytes, len, true, err);
 }
 
 ig_code ig_net_conn_send_json(ig_net_conn *c, const json_t *j, ig_err *err)
@@ -203,7 +287,7 @@ ig_code ig_net_conn_send_json(ig_net_conn *c, const json_t *j, ig_err *err)
     unsigned char *buf = ig_net_frame_encode(j, c->max_frame, &n, err);
     if (!buf)
         return err ? err->code : IG_ERR_INVALID;
-    ig_code rc = queue_bytes(c, buf, n, err);
+    ig_code rc = queue_bytes(c, buf, n, true, err);
     free(buf);
     return rc;
 }
@@ -254,7 +338,7 @@ static void fail_reason(ig_net_conn *c, ig_code code, const char *reason)
         size_t n = 0;
         unsigned char *buf = j ? ig_net_frame_encode(j, c->max_frame > 4096 ? c->max_frame : 4096, &n, NULL) : NULL;
         json_decref(j);
-        sent = buf && queue_bytes(c, buf, n, NULL) == IG_OK;
+        sent = buf && queue_bytes(c, buf, n, false, NULL) == IG_OK;
         free(buf);
     }
     c->pending_reason.code = code;
@@ -267,6 +351,7 @@ static void fail_reason(ig_net_conn *c, ig_code code, const char *reason)
         return;
     }
     c->failing = true;
+    w_stop(c);
     bufferevent_disable(c->bev, EV_READ);
     struct timeval tv = {FAIL_FLUSH_MS / 1000, (FAIL_FLUSH_MS % 1000) * 1000};
     event_add(c->fail_ev, &tv);
@@ -285,6 +370,7 @@ void ig_net_conn_shutdown(ig_net_conn *c, const char *reason)
         return;
     }
     c->failing = true;
+    w_stop(c);
     bufferevent_disable(c->bev, EV_READ);
     struct timeval tv = {FAIL_FLUSH_MS / 1000, (FAIL_FLUSH_MS % 1000) * 1000};
     event_add(c->fail_ev, &tv);
@@ -368,7 +454,13 @@ static void read_cb(struct bufferevent *bev, void *arg)
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     ig_net_conn *c = arg;
-    (void)bev;
+    /* the output is empty: direct writes may resume, unless other threads queued more */
+    pthread_mutex_lock(&c->wmu);
+    if (c->w_side && evbuffer_get_length(c->w_side) > 0)
+        w_move_side(c);
+    else if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        c->w_backlog = false;
+    pthread_mutex_unlock(&c->wmu);
     if (c->failing) {
         c->depth++;
         close_now(c, c->pending_reason.code, c->pending_reason.msg, true);
@@ -406,6 +498,12 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         evutil_socket_t fd = bufferevent_getfd(bev);
         if (fd >= 0)
             set_nodelay((int)fd);
+        if (fd >= 0 && !c->tls) {
+            pthread_mutex_lock(&c->wmu);
+            if (c->w_open)
+                c->w_fd = (int)fd;
+            pthread_mutex_unlock(&c->wmu);
+        }
         c->last_rx_ms = ig_net_now_ms();
         if (!c->opened && !c->closed) {
             c->opened = true;
@@ -499,12 +597,16 @@ static ig_net_conn *conn_alloc(struct event_base *base, const ig_net_conn_opts *
     c->max_output = opts && opts->max_output ? opts->max_output : DEFAULT_MAX_OUTPUT;
     c->quiet = opts && opts->quiet;
     c->tls = opts && opts->tls;
+    pthread_mutex_init(&c->wmu, NULL);
+    c->w_open = true;
+    c->w_fd = -1;
+    c->w_side = evbuffer_new();
     if (opts && opts->label)
         snprintf(c->label, sizeof c->label, "%s", opts->label);
     c->task_ev = event_new(base, -1, 0, task_cb, c);
     c->hb_ev = event_new(base, -1, EV_PERSIST, heartbeat_cb, c);
     c->fail_ev = event_new(base, -1, 0, fail_timeout_cb, c);
-    if (!c->task_ev || !c->hb_ev || !c->fail_ev) {
+    if (!c->task_ev || !c->hb_ev || !c->fail_ev || !c->w_side) {
         really_free(c);
         ig_err_set(err, IG_ERR_NOMEM, "out of memory (events)");
         return NULL;
@@ -564,6 +666,7 @@ ig_net_conn *ig_net_conn_accept(struct event_base *base, int fd, const ig_net_co
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->last_rx_ms = ig_net_now_ms();
     if (!(opts && opts->tls)) {
+        c->w_fd = fd;
         /* Plain TCP is usable at once; TLS reports BEV_EVENT_CONNECTED after the handshake. */
         c->pending_open = true;
         schedule_task(c);
@@ -667,7 +770,52 @@ void *ig_net_conn_user(const ig_net_conn *c) { return c->user; }
 void ig_net_conn_set_user(ig_net_conn *c, void *user) { c->user = user; }
 size_t ig_net_conn_pending_output(const ig_net_conn *c)
 {
-    return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
+    ig_net_conn *m = (ig_net_conn *)c; /* the lock, not the state, changes */
+    pthread_mutex_lock(&m->wmu);
+    size_t side = c->w_side ? evbuffer_get_length(c->w_side) : 0;
+    pthread_mutex_unlock(&m->wmu);
+    return side + (c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0);
+}
+
+ig_code ig_net_conn_send_threadsafe(ig_net_conn *c, const ig_msg *m, bool *written, ig_err *err)
+{
+    if (written)
+        *written = false;
+    json_t *j = ig_msg_to_json(m, err);
+    if (!j)
+        return err ? err->code : IG_ERR_INVALID;
+    size_t n = 0;
+    unsigned char *buf = ig_net_frame_encode(j, c->max_frame, &n, err);
+    json_decref(j);
+    if (!buf)
+        return err ? err->code : IG_ERR_INVALID;
+    ig_code rc = IG_OK;
+    bool wake = false;
+    pthread_mutex_lock(&c->wmu);
+    if (!c->w_open) {
+        rc = ig_err_set(err, IG_ERR_IO, "link to %s is closed", c->label);
+    } else {
+        size_t done = w_direct(c, buf, n);
+        if (done == n) {
+            if (written)
+                *written = true;
+        } else if (evbuffer_get_length(c->w_side) + (n - done) > c->max_output) {
+            c->w_overflow = true;
+            c->w_open = false;
+            wake = true;
+            rc = ig_err_set(err, IG_ERR_BUSY, "link to %s: peer is not reading", c->label);
+        } else if (evbuffer_add(c->w_side, buf + done, n - done) != 0) {
+            rc = ig_err_set(err, IG_ERR_NOMEM, "link to %s: cannot queue %zu bytes", c->label, n - done);
+        } else {
+            c->w_backlog = true;
+            wake = true;
+        }
+    }
+    pthread_mutex_unlock(&c->wmu);
+    free(buf);
+    if (wake)
+        event_active(c->task_ev, EV_TIMEOUT, 0); /* thread-safe: evthread_use_pthreads */
+    return rc;
 }
 
 /* ---- listener ---- */

@@ -11,8 +11,9 @@
  *              read/write frames, heartbeats, liveness, close with a logged reason
  *   listener   accept side (coordinator); dial side (node)
  *
- * Threads: everything here except the codec, message and key functions belongs to
- * the thread running the event_base the connection was created on.
+ * Threads: everything here except the codec, message and key functions (and
+ * ig_net_conn_send_threadsafe) belongs to the thread running the event_base the
+ * connection was created on.
  *
  * Every rejection of peer input is an IG_ERR_PROTOCOL whose message names the problem
  * (byte offset, field name, limit), so a log line says exactly why a link was closed.
@@ -329,9 +330,21 @@ ig_net_conn *ig_net_conn_dial(struct event_base *base, const char *host, int por
                               const ig_net_conn_opts *opts, const ig_net_callbacks *cb,
                               void *user, ig_err *err);
 
-/* Builds, frames and queues a message. Fails (and closes nothing) when the message
- * breaks a limit; returns IG_ERR_IO when the connection is already closed. */
+/* Builds, frames and sends a message: straight to the socket when nothing waits
+ * before it (no wait for the loop's next turn), else queued behind what waits. Fails
+ * (and closes nothing) when the message breaks a limit; returns IG_ERR_IO when the
+ * connection is already closed. */
 ig_code ig_net_conn_send(ig_net_conn *c, const ig_msg *m, ig_err *err);
+/* The one send that may be called from a thread other than the event loop's (a node's
+ * engine worker), while the connection is alive: the caller guarantees that
+ * ig_net_conn_free does not run meanwhile (the node clears its pointer under a lock
+ * before the link thread frees the connection). The event_base must have been made
+ * after evthread_use_pthreads(). On plain TCP with nothing waiting the frame goes to
+ * the socket at once from the calling thread (*written = true); otherwise it queues
+ * behind what waits and the loop's thread sends it. IG_ERR_IO when the link is closed
+ * or failing; IG_ERR_BUSY when the peer stopped reading (the loop then closes it).
+ * Frames keep their order with those sent by the loop's thread. */
+ig_code ig_net_conn_send_threadsafe(ig_net_conn *c, const ig_msg *m, bool *written, ig_err *err);
 /* Sends any JSON object as a frame (tests use it to send deliberately bad frames). */
 ig_code ig_net_conn_send_json(ig_net_conn *c, const json_t *j, ig_err *err);
 /* Queues raw bytes as they are (tests of malformed frames). */

@@ -2,12 +2,18 @@
  * job.c — running jobs on a node.
  *
  * Engine jobs: each slot has one worker thread and one ig_ctx. The link thread
- * hands a job over (slot.job, has_job) and the worker tokenizes the prompt, runs
- * ig_generate, and pushes every event into slot.queue (bounded: the worker waits when
- * NODE_QUEUE_MAX tokens are unsent), then records the finish. After each push it
- * activates slot.wake_ev (event_active is thread-safe with evthread pthreads), and
- * the link thread sends everything queued since its last wake as one `tokens` frame:
- * one token per frame when the link keeps up, several when it is behind.
+ * hands a job over (slot.job, has_job, send_conn) and the worker tokenizes the prompt
+ * and runs ig_generate. The worker sends each token's `tokens` frame itself
+ * (ig_net_conn_send_threadsafe): on plain TCP with nothing waiting, that is one
+ * send(2) from the worker, so a token never waits for the link thread to be scheduled
+ * — which, on a node whose engine keeps every core busy, took up to several ms per
+ * token. When the link is behind (or TLS) the frame queues in the connection and the
+ * link thread sends it; the worker then yields once so that a link thread sharing its
+ * core gets to run. The worker records the finish and activates slot.wake_ev
+ * (event_active is thread-safe with evthread pthreads); the link thread then sends
+ * `done` or `job_error`, after every token frame. The link thread stops the output by
+ * clearing send_conn under slot.mu (cancel, handback, link lost) before anything else,
+ * so no token follows a handback and the connection is never used after it is freed.
  *
  * Synthetic jobs (load tests): no worker; a per-slot timer on the link thread emits
  * one deterministic token per 1/rate seconds.
@@ -15,6 +21,7 @@
 #include "node_internal.h"
 
 #include <event2/event.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,8 +86,6 @@ static size_t utf8_sanitize(const char *src, size_t len, char *dst)
     return o;
 }
 
-static void out_token_free(out_token *t) { free(t->buf); }
-
 /* ---- the worker ---- */
 
 typedef struct {
@@ -89,6 +94,8 @@ typedef struct {
     int64_t deadline_ms; /* absolute, 0 = none */
     int32_t generated;
     bool deadline_hit;
+    bool send_failed;    /* a token frame could not be built: the job fails */
+    char send_error[600];
 } gen_state;
 
 static bool on_event(void *user, const ig_gen_event *ev)
@@ -102,52 +109,76 @@ static bool on_event(void *user, const ig_gen_event *ev)
         g->first_ms = now;
     g->generated++;
 
-    /* One buffer for the token's text and its alternatives' texts (sanitized). */
-    char bytes[256];
+    /* One buffer for the token's text and its alternatives' texts (sanitized); on the
+     * stack unless logprobs make it big. */
+    char bytes[256], small[2048];
     size_t need = 3 * ev->text_len + 1;
     for (int32_t k = 0; k < ev->n_top; k++) {
         size_t nb = ig_token_bytes(tok, ev->top[k].id, bytes, sizeof bytes);
         need += 3 * (nb < sizeof bytes ? nb : sizeof bytes) + 1;
     }
-    out_token t;
-    memset(&t, 0, sizeof t);
-    t.buf = malloc(need);
-    if (t.buf) {
-        size_t off = 0;
-        t.tok.id = ev->token;
-        t.tok.logprob = ev->logprob;
-        t.tok.text = t.buf;
-        t.tok.text_len = utf8_sanitize(ev->text ? ev->text : "", ev->text ? ev->text_len : 0, t.buf);
-        off = t.tok.text_len + 1;
-        t.tok.n_top = ev->n_top < IG_MAX_TOP_LOGPROBS ? ev->n_top : IG_MAX_TOP_LOGPROBS;
-        for (int32_t k = 0; k < t.tok.n_top; k++) {
-            size_t nb = ig_token_bytes(tok, ev->top[k].id, bytes, sizeof bytes);
-            if (nb > sizeof bytes)
-                nb = sizeof bytes;
-            ig_net_top_token *tt = &t.tok.top[k];
-            tt->id = ev->top[k].id;
-            tt->logprob = ev->top[k].logprob;
-            tt->text = t.buf + off;
-            tt->text_len = utf8_sanitize(bytes, nb, t.buf + off);
-            off += tt->text_len + 1;
-        }
+    char *buf = need <= sizeof small ? small : malloc(need);
+    if (!buf) {
+        g->send_failed = true;
+        snprintf(g->send_error, sizeof g->send_error, "out of memory for a token of %zu bytes", need);
+        return false;
     }
+    ig_net_token t;
+    memset(&t, 0, sizeof t);
+    t.id = ev->token;
+    t.logprob = ev->logprob;
+    t.text = buf;
+    t.text_len = utf8_sanitize(ev->text ? ev->text : "", ev->text ? ev->text_len : 0, buf);
+    size_t off = t.text_len + 1;
+    t.n_top = ev->n_top < IG_MAX_TOP_LOGPROBS ? ev->n_top : IG_MAX_TOP_LOGPROBS;
+    for (int32_t k = 0; k < t.n_top; k++) {
+        size_t nb = ig_token_bytes(tok, ev->top[k].id, bytes, sizeof bytes);
+        if (nb > sizeof bytes)
+            nb = sizeof bytes;
+        ig_net_top_token *tt = &t.top[k];
+        tt->id = ev->top[k].id;
+        tt->logprob = ev->top[k].logprob;
+        tt->text = buf + off;
+        tt->text_len = utf8_sanitize(bytes, nb, buf + off);
+        off += tt->text_len + 1;
+    }
+    ig_msg m;
+    ig_msg_init(&m, IG_MSG_TOKENS);
+    m.tokens.job_id = s->job_id;
+    m.tokens.items = &t;
+    m.tokens.n_items = 1;
 
+    ig_err err;
+    ig_err_clear(&err);
+    ig_code rc = IG_OK;
+    bool written = true;
     pthread_mutex_lock(&s->mu);
-    while (s->queue_len >= NODE_QUEUE_MAX && !atomic_load(&s->cancel) && !s->quit)
-        pthread_cond_wait(&s->cv, &s->mu);
-    bool keep = !atomic_load(&s->cancel) && !s->quit;
-    if (keep && t.buf)
-        s->queue[s->queue_len++] = t;
-    else
-        out_token_free(&t);
+    bool keep = !atomic_load(&s->cancel) && !s->quit && s->send_conn;
+    if (keep) {
+        m.tokens.index = s->next_index;
+        rc = ig_net_conn_send_threadsafe(s->send_conn, &m, &written, &err);
+        if (rc == IG_OK)
+            s->next_index++;
+    }
     pthread_mutex_unlock(&s->mu);
-    event_active(s->wake_ev, EV_READ, 0);
+    if (buf != small)
+        free(buf);
+    if (rc == IG_ERR_IO || rc == IG_ERR_BUSY)
+        return false; /* the link is going: the link thread cancels the job */
+    if (rc != IG_OK) {
+        /* A frame we cannot build is our bug, not the peer's: fail the job. */
+        g->send_failed = true;
+        snprintf(g->send_error, sizeof g->send_error, "cannot send token %d: %s", g->generated - 1,
+                 err.msg);
+        return false;
+    }
+    if (!written)
+        sched_yield(); /* queued for the link thread: let it run if it shares our core */
     if (g->deadline_ms && now > g->deadline_ms) {
         g->deadline_hit = true;
         return false;
     }
-    return keep && t.buf != NULL;
+    return keep;
 }
 
 static void run_job(slot *s, ig_msg_job *j)
@@ -161,7 +192,7 @@ static void run_job(slot *s, ig_msg_job *j)
     ig_code rc = IG_OK;
     int64_t n_prompt = -1;
     ig_finish finish = IG_FINISH_NONE;
-    gen_state g = {s, 0, j->deadline_ms > 0 ? t0 + j->deadline_ms : 0, 0, false};
+    gen_state g = {s, 0, j->deadline_ms > 0 ? t0 + j->deadline_ms : 0, 0, false, false, ""};
     if (!prompt) {
         rc = ig_err_set(&err, IG_ERR_NOMEM, "out of memory for the prompt");
         goto out;
@@ -189,6 +220,8 @@ static void run_job(slot *s, ig_msg_job *j)
         p.top_logprobs = 0;
     rc = ig_generate(s->ctx, prompt, (int32_t)n_prompt, j->resume, j->n_resume, &p, on_event, &g,
                      &finish, &err);
+    if (rc == IG_OK && g.send_failed)
+        rc = ig_err_set(&err, IG_ERR_INTERNAL, "%s", g.send_error);
     if (rc == IG_OK && g.deadline_hit)
         rc = ig_err_set(&err, IG_ERR_TIMEOUT, "deadline of %lld ms passed", (long long)j->deadline_ms);
 out:;
@@ -227,24 +260,6 @@ static void *worker_main(void *arg)
 }
 
 /* ---- link thread: deliver what the worker produced ---- */
-
-static void send_items(slot *s, out_token *items, int n_items)
-{
-    for (int off = 0; off < n_items; off += NODE_FRAME_ITEMS) {
-        int k = n_items - off < NODE_FRAME_ITEMS ? n_items - off : NODE_FRAME_ITEMS;
-        ig_net_token toks[NODE_FRAME_ITEMS];
-        for (int i = 0; i < k; i++)
-            toks[i] = items[off + i].tok;
-        ig_msg m;
-        ig_msg_init(&m, IG_MSG_TOKENS);
-        m.tokens.job_id = s->job_id;
-        m.tokens.index = s->next_index;
-        m.tokens.items = toks;
-        m.tokens.n_items = k;
-        node_slot_send(s, &m);
-        s->next_index += k;
-    }
-}
 
 static void finish_job(slot *s, ig_code rc, const char *error, ig_finish finish, int32_t prompt_tokens,
                        int32_t completion_tokens, double prefill_ms, double decode_ms)
@@ -295,29 +310,18 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     if (!s->busy)
         return;
     pthread_mutex_lock(&s->mu);
-    /* Swap the worker's queue with the empty spare, so the worker never waits on
-     * the network while these items are framed and sent. */
-    out_token *items = s->queue;
-    int n_items = s->queue_len;
     bool finished = s->finished;
-    s->queue = s->spare;
-    s->spare = items;
-    s->queue_len = 0;
     ig_code rc = s->job_rc;
     char error[512];
     snprintf(error, sizeof error, "%s", s->job_error);
     ig_finish finish = s->finish;
     int32_t pt = s->prompt_tokens, ct = s->completion_tokens;
     double pre = s->prefill_ms, dec = s->decode_ms;
-    if (finished)
+    if (finished) {
         s->finished = false;
-    pthread_cond_broadcast(&s->cv);
+        s->send_conn = NULL;
+    }
     pthread_mutex_unlock(&s->mu);
-
-    if (n_items && node_slot_can_send(s))
-        send_items(s, items, n_items);
-    for (int i = 0; i < n_items; i++)
-        out_token_free(&items[i]);
     if (finished) {
         finish_job(s, rc, error, finish, pt, ct, pre, dec);
         pthread_mutex_lock(&s->mu);
@@ -401,10 +405,8 @@ ig_code node_slot_init(ig_node *n, node_link *l, slot *s, int index, ig_err *err
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    s->queue = malloc(sizeof(out_token) * NODE_QUEUE_MAX);
-    s->spare = malloc(sizeof(out_token) * NODE_QUEUE_MAX);
     s->wake_ev = event_new(n->base, -1, 0, wake_cb, s);
-    if (!s->queue || !s->spare || !s->wake_ev)
+    if (!s->wake_ev)
         return ig_err_set(err, IG_ERR_NOMEM, "out of memory (slot %d)", index);
     ig_ctx_params cp = ig_ctx_default_params();
     cp.n_ctx = n->n_ctx;
@@ -434,12 +436,6 @@ void node_slot_deinit(slot *s)
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
     }
-    if (s->queue) {
-        for (int i = 0; i < s->queue_len; i++)
-            out_token_free(&s->queue[i]);
-        free(s->queue);
-    }
-    free(s->spare);
     if (s->wake_ev)
         event_free(s->wake_ev);
     ig_ctx_free(s->ctx);
@@ -483,9 +479,21 @@ void node_job_start(slot *s, ig_msg *job)
     memset(job, 0, sizeof *job);
     s->has_job = true;
     s->finished = false;
+    s->send_conn = node_slot_can_send(s) ? s->link->conn : NULL;
     atomic_store(&s->cancel, false);
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+}
+
+int64_t node_job_stop_output(slot *s)
+{
+    if (s->node->cfg.synthetic)
+        return s->next_index;
+    pthread_mutex_lock(&s->mu);
+    s->send_conn = NULL;
+    int64_t sent = s->next_index;
+    pthread_mutex_unlock(&s->mu);
+    return sent;
 }
 
 void node_job_cancel(slot *s)
@@ -500,6 +508,7 @@ void node_job_cancel(slot *s)
     }
     atomic_store(&s->cancel, true);
     pthread_mutex_lock(&s->mu);
+    s->send_conn = NULL;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }

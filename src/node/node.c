@@ -416,6 +416,7 @@ static void begin_stop(ig_node *n, const char *why)
         for (int k = 0; k < l->n_slots; k++) {
             slot *s = &l->slots[k];
             if (node_slot_can_send(s)) {
+                int64_t sent = node_job_stop_output(s); /* no token after the handback */
                 ig_msg h;
                 ig_msg_init(&h, IG_MSG_HANDBACK);
                 h.handback.job_id = s->job_id;
@@ -423,7 +424,7 @@ static void begin_stop(ig_node *n, const char *why)
                 ig_net_conn_send(l->conn, &h, NULL);
                 json_t *f = json_object();
                 json_object_set_new(f, "job_id", json_string(s->job_id));
-                json_object_set_new(f, "sent_tokens", json_integer(s->next_index));
+                json_object_set_new(f, "sent_tokens", json_integer(sent));
                 log_link(IG_LOG_INFO, l, "job_handed_back", f);
             }
             node_job_cancel(s);

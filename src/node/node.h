@@ -4,9 +4,9 @@
  * A node loads one model, measures its own decode speed, dials the coordinator over
  * the node link (src/net), authenticates with its ed25519 key (enrolling with a
  * one-time token on first start), then serves jobs: each of its slots is one engine
- * context driven by its own worker thread, and generated tokens flow back to the
- * link thread through a bounded per-slot queue, leaving as `tokens` frames as soon
- * as they exist. When the link drops it reconnects with capped, jittered exponential
+ * context driven by its own worker thread, which sends each generated token as a
+ * `tokens` frame the moment it exists (straight to the socket when the link is not
+ * behind). When the link drops it reconnects with capped, jittered exponential
  * backoff. SIGTERM/SIGINT hand running jobs back and close.
  *
  * --synthetic (load tests only): no model; jobs produce deterministic tokens at a

@@ -5,9 +5,9 @@
  *   node.c   configuration, key, model, the event loop, links: dial, handshake,
  *            heartbeats, reconnect with backoff, dispatch of coordinator messages,
  *            graceful stop
- *   job.c    running jobs: engine slots (one worker thread + ig_ctx each, results
- *            through a bounded queue woken with event_active) and synthetic jobs
- *            (timers on the link thread)
+ *   job.c    running jobs: engine slots (one worker thread + ig_ctx each; the worker
+ *            sends its token frames itself, the link thread the job's end) and
+ *            synthetic jobs (timers on the link thread)
  *
  * Threads: everything is owned by the link thread (the event loop) except the
  * fields of a slot marked "worker", which are guarded by slot.mu.
@@ -23,18 +23,11 @@
 struct event;
 struct event_base;
 
-#define NODE_QUEUE_MAX 1024       /* generated tokens a slot may hold before its worker waits */
 #define NODE_FRAME_ITEMS 256      /* items per tokens frame (top logprobs make items big) */
 #define NODE_HANDSHAKE_MS 10000   /* hello → welcome must finish within this */
 #define NODE_MAX_COUNT 100000     /* simulated nodes per process */
 
 typedef struct node_link node_link;
-
-/* One generated token, owned: tok's text pointers point into buf. */
-typedef struct {
-    ig_net_token tok;
-    char *buf;
-} out_token;
 
 typedef struct {
     ig_node *node;
@@ -45,7 +38,7 @@ typedef struct {
     bool busy;            /* from accept until the job's end is processed */
     bool discard;         /* output unwanted: cancelled, handed back, link lost */
     uint64_t epoch;       /* link epoch the job arrived on */
-    int64_t next_index;   /* generated-token index of the next item to send */
+    int64_t next_index;   /* generated-token index of the next item to send (engine: mu) */
     char job_id[IG_NET_MAX_ID + 1];
     int64_t started_ms;
     struct event *wake_ev;  /* engine: worker → link thread */
@@ -60,13 +53,12 @@ typedef struct {
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t mu;
-    pthread_cond_t cv;        /* worker waits for a job or queue space */
+    pthread_cond_t cv;        /* worker waits for a job */
     ig_msg job;               /* the job message; its JSON holds every string */
     bool has_job;
     bool quit;
-    out_token *queue;         /* filled by the worker */
-    int queue_len;
-    out_token *spare;         /* link thread: the previous queue, being sent */
+    ig_net_conn *send_conn;   /* where the worker sends tokens; NULL = output stopped
+                                 (set and cleared by the link thread) */
     bool finished;            /* the worker is done with job */
     ig_code job_rc;
     char job_error[512];
@@ -129,6 +121,9 @@ void node_slot_deinit(slot *s);
 void node_job_start(slot *s, ig_msg *job);
 /* Stops a job's output: the worker is told to stop; the slot frees itself when it has. */
 void node_job_cancel(slot *s);
+/* Stops the worker's token frames at once (before a handback); returns the number of
+ * tokens sent (the generated-token index of the next one). */
+int64_t node_job_stop_output(slot *s);
 /* Measures one slot's decode speed with a short real generation. */
 double node_measure_speed(ig_node *n, ig_err *err);
 
