@@ -8,13 +8,16 @@
 #    alone (build/grid_engine: tokenize + ig_generate, as a node does) against one
 #    stream through `idlegrid serve` + one `idlegrid node` (build/grid_load, an HTTP
 #    SSE client). Same prompt, greedy, same token count, 1 engine thread; the engine
-#    (alone, or in the node) is pinned to CPU 1, the coordinator and the client to CPU 0.
+#    (alone, or in the node) is pinned to CPU 1, the coordinator and the client to CPU 0
+#    ("pinned"), or nothing is pinned ("free"). Both sides are measured warm: every
+#    engine run follows a warm-up run in the same process, every grid run a warm-up
+#    stream on the same node (grid_load --rounds 2, the second round timed).
 # 2. Coordinator capacity. `idlegrid serve` pinned to CPU 0; 10,000 synthetic nodes
 #    (`idlegrid node --synthetic --count 10000`) and 2,000 concurrent streams from
 #    build/grid_load, both on CPU 1. Reports the coordinator's RSS and CPU use and the
 #    per-token latency the path adds (method in the fragment).
 #
-# Knobs (environment): IG_GRID_RUNS (7), IG_GRID_GEN (64), IG_GRID_NODES (10000),
+# Knobs (environment): IG_GRID_RUNS (9), IG_GRID_GEN (128), IG_GRID_NODES (10000),
 # IG_GRID_STREAMS (2000), IG_GRID_RATES ("4 10": tokens/s per stream, one capacity run
 # each), IG_GRID_SECONDS (20: each capacity stream lasts this long), IG_GRID_RAMP_MS
 # (8000: the streams are opened over this long), IG_GRID_SKIP (gateway|capacity).
@@ -27,8 +30,8 @@ LOAD=$BUILD/grid_load
 ENGINE=$BUILD/grid_engine
 WORK=$BUILD/bench-grid
 OUT=$WORK/grid.md
-RUNS=${IG_GRID_RUNS:-7}
-GEN=${IG_GRID_GEN:-64}
+RUNS=${IG_GRID_RUNS:-9}
+GEN=${IG_GRID_GEN:-128}
 NODES=${IG_GRID_NODES:-10000}
 STREAMS=${IG_GRID_STREAMS:-2000}
 RATES=${IG_GRID_RATES:-4 10}
@@ -136,17 +139,18 @@ for model in "${GW_MODELS[@]}"; do
     2>"$data.node.log" &
   PIDS+=("$!")
   wait_nodes 1 60
+  # two streams one after the other, the first a warm-up (as grid_engine's first run)
   grid_run() {
     "${PIN_C[@]}" "$LOAD" --port "$API" --key "$(cat "$data.key")" --model "$id" \
-      --prompt "$PROMPT" --max-tokens "$GEN" --streams 1 --rounds 1 --count events
+      --prompt "$PROMPT" --max-tokens "$GEN" --streams 1 --rounds 2 --count events
   }
-  grid_run >/dev/null || true # warm-up: the node's first job
+  grid_run >/dev/null || true # warm-up: the node's first jobs
   : >"$WORK/gw-$cfg-$id-engine.jsonl"; : >"$WORK/gw-$cfg-$id-grid.jsonl"
   # alternate the two so that a change in the machine's load hits both alike
   for _ in $(seq "$RUNS"); do
     "${PIN_W[@]}" "$ENGINE" -m "$model" --threads 1 --max-tokens "$GEN" --runs 1 \
       --prompt "$PROMPT" | jq -c '.runs[0]' >>"$WORK/gw-$cfg-$id-engine.jsonl"
-    grid_run | jq -c '.runs[0] + {errors}' >>"$WORK/gw-$cfg-$id-grid.jsonl" || true
+    grid_run | jq -c '.runs[1] + {errors}' >>"$WORK/gw-$cfg-$id-grid.jsonl" || true
   done
   cleanup
 done
@@ -270,9 +274,12 @@ computes (the coordinator and the client float too). Time to first
 token: from issuing the request (for the engine: from calling the tokenizer) to the
 first token that releases text; decode rate: tokens after the first / time from the
 first to the last text-releasing token; medians of $RUNS runs of each, alternating
-(engine, grid, engine, ...) so that the shared machine's load hits both alike; each
-engine run follows a warm-up run in the same process, the node served one warm-up
-stream first. Goal:
+(engine, grid, engine, ...) so that the shared machine's load hits both alike. Both
+sides are timed warm: each engine run follows a warm-up run in the same process
+(build/grid_engine --runs 1 makes one untimed run first), each grid run follows a
+warm-up stream on the same node (build/grid_load --rounds 2, the second timed); the
+first request after the other side ran pays for caches the other process evicted, on
+either side. Goal:
 ≥ 97 % of the engine's tokens/s and ≤ 2 ms added to the time to first token.
 
 | placement | model | engine decode | grid decode | grid / engine | engine TTFT | grid TTFT | added TTFT | goal met |

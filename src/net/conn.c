@@ -296,11 +296,12 @@ ig_code ig_net_conn_send(ig_net_conn *c, const ig_msg *m, ig_err *err)
 {
     if (c->closed || c->failing || c->pending_close)
         return ig_err_set(err, IG_ERR_IO, "link to %s is closed", c->label);
-    json_t *j = ig_msg_to_json(m, err);
-    if (!j)
+    size_t n = 0;
+    unsigned char *buf = ig_net_msg_frame_encode(m, c->max_frame, &n, err);
+    if (!buf)
         return err ? err->code : IG_ERR_INVALID;
-    ig_code rc = ig_net_conn_send_json(c, j, err);
-    json_decref(j);
+    ig_code rc = queue_bytes(c, buf, n, true, err);
+    free(buf);
     return rc;
 }
 
@@ -781,12 +782,8 @@ ig_code ig_net_conn_send_threadsafe(ig_net_conn *c, const ig_msg *m, bool *writt
 {
     if (written)
         *written = false;
-    json_t *j = ig_msg_to_json(m, err);
-    if (!j)
-        return err ? err->code : IG_ERR_INVALID;
     size_t n = 0;
-    unsigned char *buf = ig_net_frame_encode(j, c->max_frame, &n, err);
-    json_decref(j);
+    unsigned char *buf = ig_net_msg_frame_encode(m, c->max_frame, &n, err);
     if (!buf)
         return err ? err->code : IG_ERR_INVALID;
     ig_code rc = IG_OK;

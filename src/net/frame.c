@@ -1,11 +1,14 @@
 /*
  * frame.c — the frame codec: a 4-byte big-endian payload length, then that many
  * bytes of UTF-8 JSON holding one object with a string "type". Every rejection says
- * what was wrong and where (byte offset, limit), as IG_ERR_PROTOCOL.
+ * what was wrong and where (byte offset, limit), as IG_ERR_PROTOCOL. Also the whole
+ * frame of a message (ig_net_msg_frame_encode), with `tokens` written directly.
  */
 #include "net.h"
 
 #include <assert.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,4 +179,169 @@ unsigned char *ig_net_frame_encode(const json_t *j, size_t max_payload, size_t *
     buf[3] = (unsigned char)n;
     *out_len = IG_NET_FRAME_HEADER + n;
     return buf;
+}
+
+/* ---- the tokens frame, written directly ----
+ * A node sends one `tokens` frame per generated token, from its engine's thread: that
+ * frame is written here byte by byte (no JSON tree, one allocation), with the same
+ * fields, order and escaping as ig_msg_to_json + ig_net_frame_encode produce. */
+
+typedef struct {
+    unsigned char *p;
+    size_t n, cap;
+    bool oom;
+} wbuf;
+
+static void w_reserve(wbuf *b, size_t more)
+{
+    if (b->oom || b->n + more <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + more)
+        cap *= 2;
+    unsigned char *q = realloc(b->p, cap);
+    if (!q) {
+        b->oom = true;
+        return;
+    }
+    b->p = q;
+    b->cap = cap;
+}
+
+static void w_bytes(wbuf *b, const void *s, size_t n)
+{
+    w_reserve(b, n);
+    if (!b->oom) {
+        memcpy(b->p + b->n, s, n);
+        b->n += n;
+    }
+}
+
+static void w_lit(wbuf *b, const char *s) { w_bytes(b, s, strlen(s)); }
+
+static void w_i64(wbuf *b, int64_t v)
+{
+    char t[24];
+    int k = snprintf(t, sizeof t, "%lld", (long long)v);
+    w_bytes(b, t, (size_t)k);
+}
+
+/* A float logprob: 9 significant digits give back the same float; non-finite values
+ * travel as -1e30 (as blogprob in msg.c). */
+static void w_logprob(wbuf *b, float x)
+{
+    char t[32];
+    int k = isfinite(x) ? snprintf(t, sizeof t, "%.9g", (double)x) : snprintf(t, sizeof t, "-1e30");
+    w_bytes(b, t, (size_t)k);
+}
+
+/* A JSON string; false when s is not valid UTF-8. Escapes as jansson does by default. */
+static bool w_str(wbuf *b, const char *s, size_t n)
+{
+    if (utf8_bad_offset((const unsigned char *)s, n) != n)
+        return false;
+    w_reserve(b, n + 2);
+    w_bytes(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        w_bytes(b, s + run, i - run);
+        run = i + 1;
+        char e[8];
+        switch (c) {
+        case '"': w_lit(b, "\\\""); break;
+        case '\\': w_lit(b, "\\\\"); break;
+        case '\b': w_lit(b, "\\b"); break;
+        case '\f': w_lit(b, "\\f"); break;
+        case '\n': w_lit(b, "\\n"); break;
+        case '\r': w_lit(b, "\\r"); break;
+        case '\t': w_lit(b, "\\t"); break;
+        default:
+            snprintf(e, sizeof e, "\\u%04x", c);
+            w_bytes(b, e, 6);
+        }
+    }
+    w_bytes(b, s + run, n - run);
+    w_bytes(b, "\"", 1);
+    return true;
+}
+
+unsigned char *ig_net_msg_frame_encode(const ig_msg *m, size_t max_payload, size_t *out_len,
+                                       ig_err *err)
+{
+    if (max_payload == 0)
+        max_payload = IG_NET_FRAME_MAX_DEFAULT;
+    if (m->type != IG_MSG_TOKENS) {
+        json_t *j = ig_msg_to_json(m, err);
+        if (!j)
+            return NULL;
+        unsigned char *buf = ig_net_frame_encode(j, max_payload, out_len, err);
+        json_decref(j);
+        return buf;
+    }
+    const ig_msg_tokens *t = &m->tokens;
+    if (!t->job_id) {
+        ig_err_set(err, IG_ERR_INVALID, "tokens: field 'job_id' cannot be encoded (not valid UTF-8?)");
+        return NULL;
+    }
+    wbuf b = {0};
+    w_reserve(&b, 64 + 96 * (size_t)(t->n_items > 0 ? t->n_items : 1));
+    w_bytes(&b, "\0\0\0\0", IG_NET_FRAME_HEADER);
+    w_lit(&b, "{\"type\":\"tokens\",\"job_id\":");
+    const char *bad = NULL;
+    if (!w_str(&b, t->job_id, strlen(t->job_id)))
+        bad = "job_id";
+    w_lit(&b, ",\"index\":");
+    w_i64(&b, t->index);
+    w_lit(&b, ",\"items\":[");
+    for (int32_t i = 0; i < t->n_items && !bad; i++) {
+        const ig_net_token *it = &t->items[i];
+        w_lit(&b, i ? ",{\"id\":" : "{\"id\":");
+        w_i64(&b, it->id);
+        w_lit(&b, ",\"text\":");
+        if (!w_str(&b, it->text ? it->text : "", it->text ? it->text_len : 0))
+            bad = "items.text";
+        w_lit(&b, ",\"logprob\":");
+        w_logprob(&b, it->logprob);
+        if (it->n_top > 0) {
+            w_lit(&b, ",\"top\":[");
+            for (int32_t k = 0; k < it->n_top && k < IG_MAX_TOP_LOGPROBS; k++) {
+                w_lit(&b, k ? ",{\"id\":" : "{\"id\":");
+                w_i64(&b, it->top[k].id);
+                w_lit(&b, ",\"text\":");
+                if (!w_str(&b, it->top[k].text ? it->top[k].text : "",
+                           it->top[k].text ? it->top[k].text_len : 0))
+                    bad = "items.top.text";
+                w_lit(&b, ",\"logprob\":");
+                w_logprob(&b, it->top[k].logprob);
+                w_lit(&b, "}");
+            }
+            w_lit(&b, "]");
+        }
+        w_lit(&b, "}");
+    }
+    w_lit(&b, "]}");
+    if (bad || b.oom) {
+        free(b.p);
+        if (bad)
+            ig_err_set(err, IG_ERR_INVALID, "tokens: field '%s' cannot be encoded (not valid UTF-8?)", bad);
+        else
+            ig_err_set(err, IG_ERR_NOMEM, "out of memory framing a tokens message");
+        return NULL;
+    }
+    size_t n = b.n - IG_NET_FRAME_HEADER;
+    if (n > max_payload) {
+        free(b.p);
+        ig_err_set(err, IG_ERR_RANGE, "message of %zu bytes exceeds the frame limit of %zu bytes", n,
+                   max_payload);
+        return NULL;
+    }
+    b.p[0] = (unsigned char)(n >> 24);
+    b.p[1] = (unsigned char)(n >> 16);
+    b.p[2] = (unsigned char)(n >> 8);
+    b.p[3] = (unsigned char)n;
+    *out_len = b.n;
+    return b.p;
 }

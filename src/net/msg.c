@@ -454,7 +454,8 @@ static ig_code parse_tokens(pctx *p, json_t *r, ig_msg_tokens *t, void **owned)
         if (!json_is_object(it))
             return fail(p, path, "must be an object");
         snprintf(path, sizeof path, "items[%zu].id", i);
-        if ((rc = get_i32(p, it, "id", path, true, 0, INT32_MAX, &o->id)))
+        /* -1: the final item of a job ended at EOS, releasing held-back text only */
+        if ((rc = get_i32(p, it, "id", path, true, -1, INT32_MAX, &o->id)))
             return rc;
         snprintf(path, sizeof path, "items[%zu].text", i);
         if ((rc = get_str(p, it, "text", path, true, 0, &o->text, &o->text_len)))

@@ -258,6 +258,13 @@ json_t *ig_msg_to_json(const ig_msg *m, ig_err *err);
 /* Releases what parsing took; safe on a built or zeroed message. */
 void ig_msg_deinit(ig_msg *m);
 
+/* The frame of m (header included), as ig_net_frame_encode(ig_msg_to_json(m)) makes
+ * it, with the same errors. A `tokens` message (one per generated token) is written
+ * directly, without a JSON tree: the same fields, order and escaping; logprobs with
+ * the 9 significant digits that give back the same float. malloc'd; *out_len bytes. */
+unsigned char *ig_net_msg_frame_encode(const ig_msg *m, size_t max_payload, size_t *out_len,
+                                       ig_err *err);
+
 /* ------------------------------------------------------------------------- */
 /* Keys and the challenge/response.                                            */
 

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,114 @@ static void test_tokens_and_done_roundtrip(void **state)
     ig_err err;
     assert_null(ig_msg_to_json(&d, &err));
     assert_non_null(strstr(err.msg, "finish_reason"));
+}
+
+/* A node writes each tokens frame directly (ig_net_msg_frame_encode, no JSON tree):
+ * it must carry exactly what the JSON-built frame carries — escapes, control bytes,
+ * NUL, multi-byte UTF-8, alternatives, non-finite logprobs — and refuse what the JSON
+ * builder refuses (invalid UTF-8). */
+static void test_direct_tokens_frame_equals_the_json_built_one(void **state)
+{
+    (void)state;
+    static const char weird[] = "q\"uo\\te\n\t\r\b\f\x01\x1f\x7f/\0end \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+    ig_net_token items[3];
+    memset(items, 0, sizeof items);
+    items[0].id = 17;
+    items[0].text = weird;
+    items[0].text_len = sizeof weird - 1;
+    items[0].logprob = -0.1f;
+    items[0].n_top = 3;
+    items[0].top[0] = (ig_net_top_token){17, weird, sizeof weird - 1, -0.1f};
+    items[0].top[1] = (ig_net_top_token){3, "", 0, -INFINITY};
+    items[0].top[2] = (ig_net_top_token){999999, "x", 1, -12345.678f};
+    items[1].id = -1; /* a text-only flush item */
+    items[1].text = "tail";
+    items[1].text_len = 4;
+    items[1].logprob = NAN;
+    items[2].id = 5;
+    items[2].text = NULL; /* "" */
+    items[2].logprob = 0.0f;
+    ig_msg m;
+    ig_msg_init(&m, IG_MSG_TOKENS);
+    m.tokens.job_id = "cmpl-\"1\"";
+    m.tokens.index = 2147483647;
+    m.tokens.items = items;
+    m.tokens.n_items = 3;
+
+    ig_err err;
+    size_t n_direct = 0, n_json = 0;
+    unsigned char *direct = ig_net_msg_frame_encode(&m, 0, &n_direct, &err);
+    assert_non_null(direct);
+    json_t *j = ig_msg_to_json(&m, &err);
+    assert_non_null(j);
+    unsigned char *built = ig_net_frame_encode(j, 0, &n_json, &err);
+    json_decref(j);
+    assert_non_null(built);
+
+    json_t *a = NULL, *b = NULL;
+    size_t used;
+    assert_int_equal(ig_net_frame_decode(direct, n_direct, 0, &used, &a, &err), IG_OK);
+    assert_int_equal(used, n_direct);
+    assert_int_equal(ig_net_frame_decode(built, n_json, 0, &used, &b, &err), IG_OK);
+    ig_msg x, y;
+    if (ig_msg_parse(a, &x, &err) != IG_OK)
+        fail_msg("direct frame: %s", err.msg);
+    assert_int_equal(ig_msg_parse(b, &y, &err), IG_OK);
+    assert_string_equal(x.tokens.job_id, y.tokens.job_id);
+    assert_true(x.tokens.index == y.tokens.index);
+    assert_int_equal(x.tokens.n_items, y.tokens.n_items);
+    for (int32_t i = 0; i < x.tokens.n_items; i++) {
+        const ig_net_token *p = &x.tokens.items[i], *q = &y.tokens.items[i];
+        assert_int_equal(p->id, q->id);
+        assert_int_equal(p->text_len, q->text_len);
+        assert_memory_equal(p->text, q->text, p->text_len);
+        assert_true(p->logprob == q->logprob);
+        assert_int_equal(p->n_top, q->n_top);
+        for (int32_t k = 0; k < p->n_top; k++) {
+            assert_int_equal(p->top[k].id, q->top[k].id);
+            assert_int_equal(p->top[k].text_len, q->top[k].text_len);
+            assert_memory_equal(p->top[k].text, q->top[k].text, p->top[k].text_len);
+            assert_true(p->top[k].logprob == q->top[k].logprob);
+        }
+    }
+    assert_int_equal(x.tokens.items[0].text_len, sizeof weird - 1);
+    assert_true(x.tokens.items[0].logprob == -0.1f);
+    /* apart from how reals are printed, the JSON is the same, key order included */
+    json_t *ia = json_object_get(json_array_get(json_object_get(a, "items"), 0), "top");
+    json_t *ib = json_object_get(json_array_get(json_object_get(b, "items"), 0), "top");
+    json_object_del(json_array_get(ia, 0), "logprob");
+    json_object_del(json_array_get(ib, 0), "logprob");
+    for (size_t i = 0; i < 3; i++) {
+        json_object_del(json_array_get(json_object_get(a, "items"), i), "logprob");
+        json_object_del(json_array_get(json_object_get(b, "items"), i), "logprob");
+    }
+    json_object_del(json_array_get(ia, 1), "logprob");
+    json_object_del(json_array_get(ib, 1), "logprob");
+    json_object_del(json_array_get(ia, 2), "logprob");
+    json_object_del(json_array_get(ib, 2), "logprob");
+    assert_true(json_equal(a, b));
+    char *sa = json_dumps(a, JSON_COMPACT), *sb = json_dumps(b, JSON_COMPACT);
+    assert_string_equal(sa, sb);
+    free(sa);
+    free(sb);
+    ig_msg_deinit(&x);
+    ig_msg_deinit(&y);
+    json_decref(a);
+    json_decref(b);
+    free(direct);
+    free(built);
+
+    /* invalid UTF-8 is refused by both, naming the field */
+    items[2].text = "\xff";
+    items[2].text_len = 1;
+    assert_null(ig_net_msg_frame_encode(&m, 0, &n_direct, &err));
+    assert_non_null(strstr(err.msg, "items.text"));
+    assert_null(ig_msg_to_json(&m, &err));
+    /* a frame over the limit is refused */
+    items[2].text = "ok";
+    items[2].text_len = 2;
+    assert_null(ig_net_msg_frame_encode(&m, 64, &n_direct, &err));
+    assert_int_equal(err.code, IG_ERR_RANGE);
 }
 
 static void test_small_messages_roundtrip(void **state)
@@ -514,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_hello_roundtrip_keeps_every_field),
         cmocka_unit_test(test_job_roundtrip_keeps_params_messages_and_resume),
         cmocka_unit_test(test_tokens_and_done_roundtrip),
+        cmocka_unit_test(test_direct_tokens_frame_equals_the_json_built_one),
         cmocka_unit_test(test_small_messages_roundtrip),
         cmocka_unit_test(test_frame_of_length_zero_is_rejected),
         cmocka_unit_test(test_frame_over_the_limit_is_rejected_from_its_header),
