@@ -3,8 +3,10 @@
  * coordinator runs in this process; three edge nodes (models/edge.gguf) and one cloud
  * node (models/cloud.gguf) run as child processes of this same binary, enrolled with
  * tokens created here and dialing the coordinator over loopback. Once they are
- * connected it prints the API URL and a demo key. Ctrl-C or SIGTERM stops the
- * children, reaps them and shuts the coordinator down.
+ * connected it prints the API URL and a demo key. A node process that dies is started
+ * again (after 1 s, doubling up to 30 s while it keeps dying within a minute of its
+ * start); its key is enrolled by then, so it rejoins as the same node. Ctrl-C or
+ * SIGTERM stops the children, reaps them and shuts the coordinator down.
  */
 #include "cli.h"
 #include "coord.h"
@@ -27,11 +29,27 @@
 #define UP_EDGE_NODES 3
 #define UP_NODES (UP_EDGE_NODES + 1)
 #define UP_READY_TIMEOUT_MS 120000
+/* Restart delays: UP_RESTART_MIN_MS doubling to UP_RESTART_MAX_MS while a node dies
+ * within UP_RESTART_STABLE_MS of its start; a node that ran longer starts again at once
+ * (after the minimum). */
+#define UP_RESTART_MIN_MS 1000
+#define UP_RESTART_MAX_MS 30000
+#define UP_RESTART_STABLE_MS 60000
 
 typedef struct {
     char name[32];
     pid_t pid;
     bool exited;
+    /* how to start it again */
+    char model[PATH_MAX + 16];
+    const char *cls;
+    char node_dir[PATH_MAX + 64];
+    char log_path[PATH_MAX + 64];
+    char token[IG_COORD_TOKEN_MAX];
+    int64_t started_ms;
+    int64_t restart_at_ms; /* when exited: when to start it again (0: not to) */
+    int quick_deaths;      /* deaths in a row within UP_RESTART_STABLE_MS of a start */
+    int restarts;
 } child;
 
 typedef struct {
@@ -44,6 +62,8 @@ typedef struct {
     const char *key;
     int port;
     struct event *tick;
+    char coord_addr[64];
+    int threads, slots;
 } up_state;
 
 static bool file_exists(const char *p)
@@ -141,20 +161,65 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(u->base, NULL);
 }
 
-static void reap(up_state *u, bool report)
+/* Reaps exited children. While the grid runs (`restart`), each one is scheduled to
+ * start again; while it stops, they are only counted. */
+static void reap(up_state *u, bool restart)
 {
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (int i = 0; i < u->n_children; i++)
-            if (u->children[i].pid == pid) {
-                u->children[i].exited = true;
-                if (report)
-                    fprintf(stderr, "idlegrid up: node %s (pid %d) exited (%s %d)\n",
-                            u->children[i].name, (int)pid,
-                            WIFSIGNALED(status) ? "signal" : "status",
-                            WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-            }
+        for (int i = 0; i < u->n_children; i++) {
+            child *ch = &u->children[i];
+            if (ch->pid != pid)
+                continue;
+            ch->exited = true;
+            if (!restart)
+                continue;
+            int64_t now = ig_net_now_ms();
+            ch->quick_deaths = now - ch->started_ms < UP_RESTART_STABLE_MS ? ch->quick_deaths + 1 : 1;
+            int64_t delay = UP_RESTART_MIN_MS;
+            for (int k = 1; k < ch->quick_deaths && delay < UP_RESTART_MAX_MS; k++)
+                delay *= 2;
+            if (delay > UP_RESTART_MAX_MS)
+                delay = UP_RESTART_MAX_MS;
+            ch->restart_at_ms = now + delay;
+            fprintf(stderr, "idlegrid up: node %s (pid %d) exited (%s %d); restarting in %.0f s "
+                            "(log: %s)\n",
+                    ch->name, (int)pid, WIFSIGNALED(status) ? "signal" : "status",
+                    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), delay / 1000.0,
+                    ch->log_path);
+        }
+    }
+}
+
+static pid_t start_child(up_state *u, child *ch)
+{
+    ch->started_ms = ig_net_now_ms();
+    ch->exited = false;
+    ch->restart_at_ms = 0;
+    ch->pid = spawn_node(ch->name, ch->model, ch->cls, u->coord_addr, ch->node_dir, ch->token,
+                         ch->log_path, u->threads, u->slots);
+    if (ch->pid < 0)
+        ch->exited = true;
+    return ch->pid;
+}
+
+static void restart_due(up_state *u)
+{
+    int64_t now = ig_net_now_ms();
+    for (int i = 0; i < u->n_children; i++) {
+        child *ch = &u->children[i];
+        if (!ch->exited || !ch->restart_at_ms || now < ch->restart_at_ms)
+            continue;
+        if (start_child(u, ch) < 0) {
+            fprintf(stderr, "idlegrid up: cannot start node %s again: %s; retrying\n", ch->name,
+                    strerror(errno));
+            ch->restart_at_ms = now + UP_RESTART_MAX_MS;
+            continue;
+        }
+        ch->restarts++;
+        fprintf(stderr, "idlegrid up: node %s started again (pid %d, restart %d)\n", ch->name,
+                (int)ch->pid, ch->restarts);
     }
 }
 
@@ -164,6 +229,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     up_state *u = arg;
     reap(u, true);
+    restart_due(u);
     if (u->announced)
         return;
     int connected = ig_coord_connected_nodes(u->coord);
@@ -279,8 +345,9 @@ int ig_cmd_up(int argc, char **argv)
         return 1;
     }
     u.key = key;
-    char coord_addr[64];
-    snprintf(coord_addr, sizeof coord_addr, "127.0.0.1:%d", ig_coord_node_port(u.coord));
+    snprintf(u.coord_addr, sizeof u.coord_addr, "127.0.0.1:%d", ig_coord_node_port(u.coord));
+    u.threads = threads;
+    u.slots = slots;
     char nodes_dir[PATH_MAX], logs_dir[PATH_MAX];
     snprintf(nodes_dir, sizeof nodes_dir, "%s/nodes", data);
     snprintf(logs_dir, sizeof logs_dir, "%s/logs", data);
@@ -290,21 +357,23 @@ int ig_cmd_up(int argc, char **argv)
     for (int i = 0; i < UP_NODES; i++) {
         child *ch = &u.children[u.n_children];
         bool cloud = i == UP_EDGE_NODES;
+        char name[sizeof ch->name];
         if (cloud)
-            snprintf(ch->name, sizeof ch->name, "cloud-1");
+            snprintf(name, sizeof name, "cloud-1");
         else
-            snprintf(ch->name, sizeof ch->name, "edge-%d", i + 1);
-        char token[IG_COORD_TOKEN_MAX];
-        if (ig_coord_enroll_token_create(store, token, &err) != IG_OK) {
+            snprintf(name, sizeof name, "edge-%d", i + 1);
+        memcpy(ch->name, name, sizeof name);
+        /* The token enrols the node's key on its first connection; a restarted node is
+         * enrolled by then and is let in by its key (the spent token is ignored). */
+        if (ig_coord_enroll_token_create(store, ch->token, &err) != IG_OK) {
             ig_cli_fail("up: %s", err.msg);
             break;
         }
-        char node_dir[PATH_MAX + 64], log_path[PATH_MAX + 64];
-        snprintf(node_dir, sizeof node_dir, "%s/%s", nodes_dir, ch->name);
-        snprintf(log_path, sizeof log_path, "%s/%s.log", logs_dir, ch->name);
-        ch->pid = spawn_node(ch->name, cloud ? cloud_path : edge_path, cloud ? "cloud" : "edge",
-                             coord_addr, node_dir, token, log_path, threads, slots);
-        if (ch->pid < 0) {
+        snprintf(ch->model, sizeof ch->model, "%s", cloud ? cloud_path : edge_path);
+        ch->cls = cloud ? "cloud" : "edge";
+        snprintf(ch->node_dir, sizeof ch->node_dir, "%s/%s", nodes_dir, name);
+        snprintf(ch->log_path, sizeof ch->log_path, "%s/%s.log", logs_dir, name);
+        if (start_child(&u, ch) < 0) {
             ig_cli_fail("up: cannot start node %s: %s", ch->name, strerror(errno));
             break;
         }

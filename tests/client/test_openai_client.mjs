@@ -1,13 +1,13 @@
 // The official openai npm client against `idlegrid up` (coordinator + 3 edge nodes +
 // 1 cloud node, real processes, the bundled models): completions and chat
 // completions, streaming and not. Greedy completions equal `idlegrid generate --temp 0`
-// for the same model and prompt; streams equal their non-streamed twins; Ctrl-C stops
-// the grid and reaps every node.
+// for the same model and prompt; streams equal their non-streamed twins; a node process
+// that dies is started again and serves; Ctrl-C stops the grid and reaps every node.
 import OpenAI from 'openai';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { assert, run, start, tempDir, waitFor, BIN, MODELS, requireNodeAgent } from '../integration/grid.mjs';
+import { assert, health, run, start, tempDir, waitFor, BIN, MODELS, requireNodeAgent } from '../integration/grid.mjs';
 
 requireNodeAgent();
 
@@ -115,6 +115,26 @@ await run({
                          (e) => e.status === 400 && e.code === 'context_length_exceeded');
     const bad = new OpenAI({ baseURL: url, apiKey: 'wrong-key-xxxxxxxxxxxx', maxRetries: 0 });
     await assert.rejects(bad.completions.create({ model: 'edge', prompt: 'x' }), (e) => e.status === 401);
+  },
+  async test_a_node_that_dies_is_started_again_and_serves() {
+    const before = childrenOf(up.pid);
+    assert.equal(before.length, 4, `4 node processes, got ${before}`);
+    const victim = before.find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('edge-2'));
+    assert.ok(victim, 'edge-2 is one of the children');
+    process.kill(victim, 'SIGKILL');
+    await waitFor('up to report edge-2 exited and schedule its restart',
+                  () => /node edge-2 \(pid \d+\) exited \(signal 9\); restarting in 1 s/.test(up.err), 10000);
+    await waitFor('edge-2 started again', () => /node edge-2 started again \(pid \d+, restart 1\)/.test(up.err), 10000);
+    const after = await waitFor('4 node processes again', () => {
+      const k = childrenOf(up.pid);
+      return k.length === 4 && !k.includes(victim) ? k : null;
+    }, 10000);
+    assert.equal(after.length, 4);
+    // It rejoins under its enrolled key: 4 nodes connected, and it takes work again.
+    const base = url.replace(/\/v1$/, '');
+    await waitFor('4 nodes connected', async () => (await health(base)).nodes === 4, 60000, 200);
+    const r = await client.completions.create({ model: 'edge', prompt: 'ROMEO:', max_tokens: 4, temperature: 0 });
+    assert.equal(r.usage.completion_tokens, 4);
   },
   async test_ctrl_c_stops_the_grid_and_reaps_nodes() {
     const kids = childrenOf(up.pid);
