@@ -317,7 +317,7 @@ static void q4_0_to_float(const void *x, float *y, int64_t n)
  * formed one at a time, which is how the blocks left over (nb % 8) get theirs.
  */
 #define B32_MAX_R 4
-#define B32_MAX_T 6
+#define B32_MAX_T 4
 #define B32_GROUP 8
 /* Loops over a tile's rows, tokens and blocks are unrolled completely so that the
  * accumulators stay in registers. */

@@ -580,6 +580,46 @@ static void test_float_kernels_handle_every_row_length(void)
     }
 }
 
+/* Block-32 rows of every length from 1 to 20 blocks: the SIMD tiles take blocks in
+ * groups of eight and the rest one by one, so rows that are not a multiple of eight
+ * blocks (and rows shorter than one group) must still give, through ig_matmul's tiles
+ * of every shape (one token and several; row counts that leave edge rows), exactly
+ * what vec_dot gives. */
+static void test_block32_tiles_equal_vec_dot_on_rows_of_any_block_count(void)
+{
+    ig_rng r = {99};
+    const ig_type types[] = {IG_TYPE_Q8_0, IG_TYPE_Q4_0};
+    const ig_kernels *sets[8];
+    int n_sets = simd_sets(sets);
+    sets[n_sets++] = ig_kernels_scalar();
+    const int64_t rows = 7, n_tok = 6;
+    for (int64_t nb = 1; nb <= 20; nb++) {
+        int64_t n = nb * 32;
+        float wf[7 * 640], x[6 * 640], y[42], want[42];
+        fill_normal(&r, wf, rows * n, 0.1f);
+        fill_normal(&r, x, n_tok * n, 1.0f);
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            uint8_t w[7 * 680], xq[6 * 680], scratch[6 * 680];
+            size_t rb = ig_type_row_bytes(types[ti], n), xb = ig_type_row_bytes(IG_TYPE_Q8_0, n);
+            for (int64_t i = 0; i < rows; i++)
+                ig_quantize_row(types[ti], wf + i * n, w + i * rb, n);
+            for (int s = 0; s < n_sets; s++) {
+                for (int64_t t = 0; t < n_tok; t++) {
+                    sets[s]->from_float[IG_TYPE_Q8_0](x + t * n, xq + t * xb, n);
+                    for (int64_t i = 0; i < rows; i++)
+                        sets[s]->vec_dot[types[ti]](n, &want[t * rows + i], w + i * rb, xq + t * xb);
+                }
+                for (int64_t nt = 1; nt <= n_tok; nt++) {
+                    ig_matmul(NULL, sets[s], y, w, types[ti], rows, n, x, nt, scratch);
+                    IG_CHECK(memcmp(y, want, sizeof(float) * rows * nt) == 0,
+                             "%s %s %lld blocks, %lld tokens: matmul differs from vec_dot",
+                             sets[s]->isa, ig_type_name(types[ti]), (long long)nb, (long long)nt);
+                }
+            }
+        }
+    }
+}
+
 #include <pthread.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -675,6 +715,7 @@ int main(void)
     IG_RUN(test_kernels_equal_reference_on_real_model_rows);
     IG_RUN(test_matmul_equals_vec_dot_at_every_thread_count);
     IG_RUN(test_float_kernels_handle_every_row_length);
+    IG_RUN(test_block32_tiles_equal_vec_dot_on_rows_of_any_block_count);
     IG_RUN(test_pool_runs_every_thread_index_once_per_run);
     IG_RUN(test_idle_pool_sleeps_instead_of_spinning);
     return ig_check_exit();
