@@ -620,6 +620,56 @@ static void test_block32_tiles_equal_vec_dot_on_rows_of_any_block_count(void)
     }
 }
 
+/* K-quant (Q4_K, Q6_K) rows of 1 to 12 blocks against 1 to 17 tokens: every kernel set
+ * keeps the reference's arithmetic (exact integer sums per block, the same float
+ * expression per block, added in block order), so each output of ig_matmul - whichever
+ * tile computes it: a decode row (blocks in groups of four and the rest), a prefill
+ * tile of eight tokens, the tokens left over - equals the scalar reference's vec_dot
+ * bit for bit. A job resumed on another node (or kernel set) re-prefills what was
+ * decoded one token at a time and must get the same numbers. */
+static void test_k_quant_tiles_equal_the_reference_bit_for_bit(void)
+{
+    enum { ROWS = 5, NT = 17, MAXB = 12 };
+    ig_rng r = {2024};
+    const ig_type types[] = {IG_TYPE_Q4_K, IG_TYPE_Q6_K};
+    const ig_kernels *sets[8];
+    int n_sets = simd_sets(sets);
+    sets[n_sets++] = ig_kernels_scalar();
+    float *wf = malloc(sizeof(float) * ROWS * MAXB * 256), *x = malloc(sizeof(float) * NT * MAXB * 256);
+    float y[ROWS * NT], want[ROWS * NT];
+    size_t xb_max = ig_type_row_bytes(IG_TYPE_Q8_K, MAXB * 256);
+    uint8_t *w = malloc(ROWS * ig_type_row_bytes(IG_TYPE_Q6_K, MAXB * 256));
+    uint8_t *xq = malloc(NT * xb_max), *scratch = malloc(NT * xb_max);
+    for (int64_t nb = 1; nb <= MAXB; nb++) {
+        int64_t n = nb * 256;
+        fill_normal(&r, wf, ROWS * n, 0.05f);
+        fill_normal(&r, x, NT * n, 1.0f);
+        size_t xb = ig_type_row_bytes(IG_TYPE_Q8_K, n);
+        for (int64_t t = 0; t < NT; t++)
+            ig_kernels_scalar()->from_float[IG_TYPE_Q8_K](x + t * n, xq + t * xb, n);
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            size_t rb = ig_type_row_bytes(types[ti], n);
+            for (int64_t i = 0; i < ROWS; i++)
+                ig_quantize_row(types[ti], wf + i * n, w + i * rb, n);
+            for (int64_t t = 0; t < NT; t++)
+                for (int64_t i = 0; i < ROWS; i++)
+                    ig_kernels_scalar()->vec_dot[types[ti]](n, &want[t * ROWS + i], w + i * rb,
+                                                            xq + t * xb);
+            for (int s = 0; s < n_sets; s++) {
+                for (int64_t nt = 1; nt <= NT; nt += (nt < 9 ? 1 : 8)) {
+                    ig_matmul(NULL, sets[s], y, w, types[ti], ROWS, n, x, nt, scratch);
+                    int bad = 0;
+                    for (int64_t k = 0; k < ROWS * nt; k++)
+                        bad += memcmp(&y[k], &want[k], sizeof(float)) != 0;
+                    IG_CHECK(bad == 0, "%s %s %lld blocks, %lld tokens: %d outputs differ from the reference",
+                             sets[s]->isa, ig_type_name(types[ti]), (long long)nb, (long long)nt, bad);
+                }
+            }
+        }
+    }
+    free(wf), free(x), free(w), free(xq), free(scratch);
+}
+
 #include <pthread.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -716,6 +766,7 @@ int main(void)
     IG_RUN(test_matmul_equals_vec_dot_at_every_thread_count);
     IG_RUN(test_float_kernels_handle_every_row_length);
     IG_RUN(test_block32_tiles_equal_vec_dot_on_rows_of_any_block_count);
+    IG_RUN(test_k_quant_tiles_equal_the_reference_bit_for_bit);
     IG_RUN(test_pool_runs_every_thread_index_once_per_run);
     IG_RUN(test_idle_pool_sleeps_instead_of_spinning);
     return ig_check_exit();
