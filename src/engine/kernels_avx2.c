@@ -641,17 +641,17 @@ static inline __attribute__((always_inline)) __m256i kq_reduce(const __m256i *a,
                             _mm256_permute2x128_si256(h03, h47, 0x31));
 }
 
-/* Lane o = the activation scale d of token o / R of the tile (blocks i of rows x). */
+/* Lane o = the activation scale d of token o / R of the tile (block i of rows x). */
 static inline __attribute__((always_inline)) __m256
 kq_token_scales(const int R, const int T, const uint8_t *x, size_t xs, int64_t i)
 {
-    const float *d0 = &((const ig_block_q8_K *)x + i)->d;
+    const ig_block_q8_K *b0 = (const ig_block_q8_K *)x + i;
     if (T == 1)
-        return _mm256_broadcast_ss(d0);
-    int idx[8];
+        return _mm256_broadcast_ss(&b0->d);
+    float d[8];
     for (int o = 0; o < 8; o++)
-        idx[o] = (int)((o / R < T ? o / R : 0) * xs);
-    return _mm256_i32gather_ps(d0, _mm256_loadu_si256((const __m256i *)idx), 1);
+        d[o] = o / R < T ? ((const ig_block_q8_K *)(x + (o / R) * xs) + i)->d : 0.0f;
+    return _mm256_setr_ps(d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]);
 }
 
 /* Lane o = the fp16 at byte `off` of block i of row o % R, as float. */
@@ -710,11 +710,8 @@ q4_k_tile(const int R, const int T, int64_t nb, float *y, int64_t ldy, const uin
         }
         for (int t = 0; t < T; t++) {
             b[t] = (const ig_block_q8_K *)(x + t * xs) + i;
-            __m256i bs = _mm256_loadu_si256((const __m256i *)b[t]->bsums);
-            for (int r = 0; r < R; r++) {
-                macc[t * R + r] = _mm256_madd_epi16(bs, mins[r]);
+            for (int r = 0; r < R; r++)
                 acc[t * R + r] = _mm256_setzero_si256();
-            }
         }
         for (int j = 0; j < 4; j++) {
             __m256i lo[KQ_MAX_R], hi[KQ_MAX_R], sl[KQ_MAX_R], sh[KQ_MAX_R];
@@ -735,8 +732,13 @@ q4_k_tile(const int R, const int T, int64_t nb, float *y, int64_t ldy, const uin
                 }
             }
         }
-        /* sum += d * dx * isum - dmin * dx * msum, lane-wise for all outputs */
         __m256 isum = _mm256_cvtepi32_ps(kq_reduce(acc, N));
+        for (int t = 0; t < T; t++) {
+            __m256i bs = _mm256_loadu_si256((const __m256i *)b[t]->bsums);
+            for (int r = 0; r < R; r++)
+                macc[t * R + r] = _mm256_madd_epi16(bs, mins[r]);
+        }
+        /* sum += d * dx * isum - dmin * dx * msum, lane-wise for all outputs */
         __m256 msum = _mm256_cvtepi32_ps(kq_reduce(macc, N));
         __m256 dx = kq_token_scales(R, T, x, xs, i);
         __m256 d = kq_row_scales(R, w, ws, sizeof(ig_block_q4_K), i, offsetof(ig_block_q4_K, d));
