@@ -853,14 +853,12 @@ static inline __m256 kq_block_scales(const uint8_t *blk, size_t bs, size_t off, 
     return _mm256_cvtph_ps(v);
 }
 
-/* Lane k < g: the activation scale of block k. */
+/* Lane k < g: the activation scale of block k (built in registers: a vector load of
+ * scalars just stored would wait for store forwarding, which fails). */
 static inline __m256 kq_act_scales(const ig_block_q8_K *b, int64_t g)
 {
-    float d[8] = {0};
-    for (int k = 0; k < KQ_G; k++)
-        if (k < g)
-            d[k] = b[k].d;
-    return _mm256_loadu_ps(d);
+    return _mm256_setr_ps(b[0].d, g > 1 ? b[1].d : 0.0f, g > 2 ? b[2].d : 0.0f,
+                          g > 3 ? b[3].d : 0.0f, 0.0f, 0.0f, 0.0f, 0.0f);
 }
 
 static void q4_k_row(int64_t nb, float *y, int64_t ldy, const uint8_t *w, size_t ws,
