@@ -324,13 +324,17 @@ static void q4_0_to_float(const void *x, float *y, int64_t n)
  * accumulators stay in registers. */
 #define B32_UNROLL _Pragma("GCC unroll 8")
 
+#ifndef B32_DECODE_GROUPED
+#define B32_DECODE_GROUPED 0
+#endif
 #ifndef B32_PF_DIST
 #define B32_PF_DIST PF_DIST
 #endif
 
-/* Rows of the one-token (decode) tile, and rows x tokens of the prefill tile. */
+/* Rows of the one-token (decode) tile, and rows x tokens of the prefill tile; with
+ * B32_DECODE_GROUPED the decode tile takes grouped scales too (kept for measuring). */
 #ifndef B32_DR
-#define B32_DR 4
+#define B32_DR 1
 #endif
 #ifndef B32_PR
 #define B32_PR 2
@@ -408,12 +412,14 @@ b32_tile(const int is_q4, const int R, const int T, int64_t nb, float *y, int64_
     float sc[B32_MAX_R * B32_MAX_T * B32_GROUP] __attribute__((aligned(32)));
     const uint8_t *wb[B32_MAX_R], *xb[B32_MAX_T];
     int64_t i = 0;
-    /* One token (decode): the scales block by block. In cache the grouped scales make
-     * this tile ~1.6x faster, but decode streams the weights from memory, and in the
-     * full model (mmapped weights, 2 threads) the grouped version decoded ~10 % fewer
-     * tokens/s (A/B runs alternated on this machine): its bursts of scale loads 272
-     * bytes ahead of the dot products seem to compete with the prefetches. */
-    for (; T == 1 && i < nb; i++) {
+    /* One token (decode): one row at a time (B32_DR = 1), scales block by block.
+     * Decode streams the weights from memory, and measured in the full model (mmapped
+     * weights, 2 threads, A/B runs alternated on this machine) the 4-row tile in lock
+     * step decoded Q8_0 at 68-78 tok/s where one row reached 77-89, Q4_0 83-89 vs
+     * 89-102; grouped scales (1.6x faster in cache) decoded ~10 % slower from memory:
+     * their bursts of scale loads 272 bytes ahead seem to compete with the
+     * prefetches. */
+    for (; T == 1 && !B32_DECODE_GROUPED && i < nb; i++) {
         B32_UNROLL
         for (int r = 0; r < R; r++) {
             wb[r] = w + r * ws + i * wbs;
@@ -447,6 +453,11 @@ b32_tile(const int is_q4, const int R, const int T, int64_t nb, float *y, int64_
         }
         B32_UNROLL
         for (int b = 0; b < B32_GROUP; b++) {
+            if (T == 1) {
+                B32_UNROLL
+                for (int r = 0; r < R; r++)
+                    _mm_prefetch((const char *)(wb[r] + B32_PF_DIST), _MM_HINT_T0);
+            }
             b32_block(is_q4, R, T, acc, wb, xb, sc + b, B32_GROUP);
             B32_UNROLL
             for (int r = 0; r < R; r++)
