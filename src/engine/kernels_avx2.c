@@ -59,13 +59,6 @@ static inline __m256i q4_0_unpack(const uint8_t *qs)
 #define PF_DIST 4096
 #endif
 
-/* Software prefetch of n bytes (a block) into L1; never faults, even past the end. */
-static inline void prefetch_bytes(const uint8_t *p, size_t n)
-{
-    for (size_t off = 0; off < n; off += 64)
-        _mm_prefetch((const char *)(p + off), _MM_HINT_T0);
-}
-
 static inline float fp16(uint16_t h)
 {
     return _cvtsh_ss(h);
@@ -692,10 +685,9 @@ kq_row_scales(const int R, const uint8_t *w, size_t ws, size_t bs, int64_t i, si
         memcpy(&h[r], w + r * ws + i * bs + off, 2);
     if (R == 1)
         return _mm256_set1_ps(fp16(h[0]));
-    __m128i v = _mm_setzero_si128();
-    for (int o = 0; o < 8; o++)
-        v = _mm_insert_epi16(v, h[o % R], o);
-    return _mm256_cvtph_ps(v);
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)h[0], (short)h[1 % R], (short)h[2 % R],
+                                          (short)h[3 % R], (short)h[4 % R], (short)h[5 % R],
+                                          (short)h[6 % R], (short)h[7 % R]));
 }
 
 /* Stores lane o of s to y[t * ldy + r] for the tile's outputs o = t * R + r. */
@@ -872,14 +864,11 @@ static inline float kq_add_in_order(float sum, __m256 term, int64_t g)
 /* Lane k < g: the fp16 at byte `off` of block k (blocks bs bytes apart), as float. */
 static inline __m256 kq_block_scales(const uint8_t *blk, size_t bs, size_t off, int64_t g)
 {
-    __m128i v = _mm_setzero_si128();
-    uint16_t h;
+    uint16_t h[KQ_G] = {0};
     for (int k = 0; k < KQ_G; k++)
-        if (k < g) {
-            memcpy(&h, blk + k * bs + off, 2);
-            v = _mm_insert_epi16(v, h, k);
-        }
-    return _mm256_cvtph_ps(v);
+        if (k < g)
+            memcpy(&h[k], blk + k * bs + off, 2);
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3], 0, 0, 0, 0));
 }
 
 /* Lane k < g: the activation scale of block k (built in registers: a vector load of
