@@ -8,36 +8,23 @@ add_executable(test_model_synth ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_model_synt
 target_include_directories(test_model_synth PRIVATE ${PROJECT_SOURCE_DIR}/src/engine)
 target_link_libraries(test_model_synth PRIVATE ig_engine)
 target_compile_options(test_model_synth PRIVATE -fno-tree-vectorize)
-# The kernel comparison also runs in the aarch64 cross-build under qemu (label "arm";
-# scripts/test-arm.sh builds tests by name, so this one is its own target).
-add_executable(model_fast_kernels_equal_scalar_reference_on_full_forward
-  ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_model_synth.c)
-target_include_directories(model_fast_kernels_equal_scalar_reference_on_full_forward
-  PRIVATE ${PROJECT_SOURCE_DIR}/src/engine)
-target_link_libraries(model_fast_kernels_equal_scalar_reference_on_full_forward PRIVATE ig_engine)
-# gcc 12's aarch64 vectorizer hits an internal error on this file; the test needs no SIMD.
-target_compile_options(model_fast_kernels_equal_scalar_reference_on_full_forward PRIVATE -fno-tree-vectorize)
-add_test(NAME model_fast_kernels_equal_scalar_reference_on_full_forward
-  COMMAND model_fast_kernels_equal_scalar_reference_on_full_forward kernels
-  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-set_tests_properties(model_fast_kernels_equal_scalar_reference_on_full_forward PROPERTIES
-  LABELS "unit;model;arm" TIMEOUT 600
-  ENVIRONMENT "IG_TEST_DATA=${IG_TEST_DATA};IG_MODELS=${IG_MODELS};IG_BUILD=${CMAKE_BINARY_DIR}")
-
+# Behaviours that also run in the aarch64 cross-build under qemu (label "arm"):
+# scripts/test-arm.sh builds tests by name, so each is its own target running one group.
+function(ig_model_arm_test name group)
+  add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_model_synth.c)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src/engine)
+  target_link_libraries(${name} PRIVATE ig_engine)
+  # gcc 12's aarch64 vectorizer hits an internal error on this file; the test needs no SIMD.
+  target_compile_options(${name} PRIVATE -fno-tree-vectorize)
+  add_test(NAME ${name} COMMAND ${name} ${group} WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(${name} PROPERTIES LABELS "unit;model;arm" TIMEOUT 600
+    ENVIRONMENT "IG_TEST_DATA=${IG_TEST_DATA};IG_MODELS=${IG_MODELS};IG_BUILD=${CMAKE_BINARY_DIR}")
+endfunction()
+# The fast kernels equal the scalar reference on full forward passes.
+ig_model_arm_test(model_fast_kernels_equal_scalar_reference_on_full_forward kernels)
 # Batched prefill equals one token at a time, bit for bit (what resuming a job on another
-# node relies on); also under qemu-aarch64 for the NEON kernels, hence its own target.
-add_executable(model_batched_prefill_equals_one_token_at_a_time_bit_for_bit
-  ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_model_synth.c)
-target_include_directories(model_batched_prefill_equals_one_token_at_a_time_bit_for_bit
-  PRIVATE ${PROJECT_SOURCE_DIR}/src/engine)
-target_link_libraries(model_batched_prefill_equals_one_token_at_a_time_bit_for_bit PRIVATE ig_engine)
-target_compile_options(model_batched_prefill_equals_one_token_at_a_time_bit_for_bit PRIVATE -fno-tree-vectorize)
-add_test(NAME model_batched_prefill_equals_one_token_at_a_time_bit_for_bit
-  COMMAND model_batched_prefill_equals_one_token_at_a_time_bit_for_bit batch
-  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-set_tests_properties(model_batched_prefill_equals_one_token_at_a_time_bit_for_bit PROPERTIES
-  LABELS "unit;model;arm" TIMEOUT 600
-  ENVIRONMENT "IG_TEST_DATA=${IG_TEST_DATA};IG_MODELS=${IG_MODELS};IG_BUILD=${CMAKE_BINARY_DIR}")
+# node relies on).
+ig_model_arm_test(model_batched_prefill_equals_one_token_at_a_time_bit_for_bit batch)
 
 foreach(g "sampler;model_sampler_draw_is_a_pure_function_of_seed_and_position"
           "cache;model_truncated_kv_cache_continues_like_a_full_pass"

@@ -772,13 +772,34 @@ q4_k_tile(const int R, const int T, int64_t nb, float *y, int64_t ldy, const uin
     kq_store(R, T, sum, y, ldy);
 }
 
+/* Half h (128 weights) of a Q6_K block as four vectors of 6-bit values 0..63: value
+ * k of each 32-weight quarter takes its 4 low bits from ql and bits 2k, 2k + 1 of qh. */
+static inline __attribute__((always_inline)) void q6_k_unpack_half(const ig_block_q6_K *blk,
+                                                                   int h, __m256i v[4])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
+    const uint8_t *ql = blk->ql + 64 * h, *qh = blk->qh + 32 * h;
+    __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+    __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+    v[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
+    v[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
+    v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
+    v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                           _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+}
+
+/* The 16-bit scales of half h of a Q6_K block, in both 128-bit lanes. */
+static inline __attribute__((always_inline)) __m256i q6_k_half_scales(__m256i sc16, int h)
+{
+    return h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+}
+
 static inline __attribute__((always_inline)) void
 q6_k_tile(const int R, const int T, int64_t nb, float *y, int64_t ldy, const uint8_t *w,
           size_t ws, const uint8_t *x, size_t xs)
 {
     const int N = R * T;
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
-    const __m256i m30 = _mm256_set1_epi8(0x30);
     __m256 sum = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const ig_block_q6_K *a[KQ_MAX_R];
@@ -806,22 +827,9 @@ q6_k_tile(const int R, const int T, int64_t nb, float *y, int64_t ldy, const uin
         }
         for (int h = 0; h < 2; h++) {
             for (int r = 0; r < R; r++) {
-                const uint8_t *ql = a[r]->ql + 64 * h, *qh = a[r]->qh + 32 * h;
-                __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-                __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-                __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
-                /* value k of the quarter: 4 low bits from ql, bits 2k, 2k + 1 of qh */
                 __m256i v[4];
-                v[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                       _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
-                v[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                       _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
-                v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                       _mm256_and_si256(hb, m30));
-                v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                       _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
-                __m256i half_sc = h ? _mm256_permute2x128_si256(sc16[r], sc16[r], 0x11)
-                                    : _mm256_permute2x128_si256(sc16[r], sc16[r], 0x00);
+                q6_k_unpack_half(a[r], h, v);
+                __m256i half_sc = q6_k_half_scales(sc16[r], h);
                 for (int k = 0; k < 4; k++) {
                     __m256i scv = _mm256_shuffle_epi8(half_sc, lane16_pair(k));
                     for (int t = 0; t < T; t++) {
@@ -939,8 +947,6 @@ static void q6_k_row(int64_t nb, float *y, int64_t ldy, const uint8_t *w, size_t
                      const uint8_t *x, size_t xs)
 {
     (void)ldy, (void)ws, (void)xs;
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
-    const __m256i m30 = _mm256_set1_epi8(0x30);
     const ig_block_q6_K *a = (const ig_block_q6_K *)w;
     const ig_block_q8_K *b = (const ig_block_q8_K *)x;
     float sum = 0.0f;
@@ -964,21 +970,9 @@ static void q6_k_row(int64_t nb, float *y, int64_t ldy, const uint8_t *w, size_t
                 _mm256_madd_epi16(_mm256_slli_epi16(sc16, 5),
                                   _mm256_loadu_si256((const __m256i *)bb->bsums)));
             for (int h = 0; h < 2; h++) {
-                const uint8_t *ql = ab->ql + 64 * h, *qh = ab->qh + 32 * h;
-                __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-                __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-                __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
                 __m256i v[4];
-                v[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                       _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
-                v[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                       _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
-                v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                       _mm256_and_si256(hb, m30));
-                v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                       _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
-                __m256i half_sc = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
-                                    : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+                q6_k_unpack_half(ab, h, v);
+                __m256i half_sc = q6_k_half_scales(sc16, h);
                 for (int q = 0; q < 4; q++) {
                     __m256i yv = _mm256_loadu_si256((const __m256i *)(bb->qs + 128 * h + 32 * q));
                     __m256i pr = _mm256_maddubs_epi16(v[q], yv);
