@@ -59,6 +59,14 @@ static inline __m256i q4_0_unpack(const uint8_t *qs)
 #define PF_DIST 4096
 #endif
 
+/* Software prefetch of n bytes (a block) into L1, one line at a time; never faults,
+ * even past the end of the mapping. */
+static inline void prefetch_bytes(const uint8_t *p, size_t n)
+{
+    for (size_t off = 0; off < n; off += 64)
+        _mm_prefetch((const char *)(p + off), _MM_HINT_T0);
+}
+
 static inline float fp16(uint16_t h)
 {
     return _cvtsh_ss(h);
@@ -717,12 +725,6 @@ q4_k_tile(const int R, const int T, int64_t nb, float *y, int64_t ldy, const uin
         __m256i acc[KQ_MAX_N], macc[KQ_MAX_N];
         for (int r = 0; r < R; r++) {
             a[r] = (const ig_block_q4_K *)(w + r * ws) + i;
-            if (T == 1) {
-                const char *p = (const char *)a[r] + KQ_PF_DIST;
-                _mm_prefetch(p, _MM_HINT_T0);
-                _mm_prefetch(p + 64, _MM_HINT_T0);
-                _mm_prefetch(p + 128, _MM_HINT_T0);
-            }
             __m128i sm = q4_k_scales(a[r]->scales);
             __m256i s32 = _mm256_cvtepu8_epi32(sm);
             _mm256_store_si256((__m256i *)sct[r], _mm256_or_si256(s32, _mm256_slli_epi32(s32, 16)));
@@ -807,13 +809,6 @@ q6_k_tile(const int R, const int T, int64_t nb, float *y, int64_t ldy, const uin
         __m256i sc16[KQ_MAX_R], acc[KQ_MAX_N];
         for (int r = 0; r < R; r++) {
             a[r] = (const ig_block_q6_K *)(w + r * ws) + i;
-            if (T == 1) {
-                const char *p = (const char *)a[r] + KQ_PF_DIST;
-                _mm_prefetch(p, _MM_HINT_T0);
-                _mm_prefetch(p + 64, _MM_HINT_T0);
-                _mm_prefetch(p + 128, _MM_HINT_T0);
-                _mm_prefetch(p + 192, _MM_HINT_T0);
-            }
             sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[r]->scales));
         }
         for (int t = 0; t < T; t++) {
@@ -904,10 +899,7 @@ static void q4_k_row(int64_t nb, float *y, int64_t ldy, const uint8_t *w, size_t
                 continue;
             const ig_block_q4_K *ab = a + i + k;
             const ig_block_q8_K *bb = b + i + k;
-            const char *p = (const char *)ab + KQ_PF_DIST;
-            _mm_prefetch(p, _MM_HINT_T0);
-            _mm_prefetch(p + 64, _MM_HINT_T0);
-            _mm_prefetch(p + 128, _MM_HINT_T0);
+            prefetch_bytes((const uint8_t *)ab + KQ_PF_DIST, sizeof *ab);
             __m128i sm = q4_k_scales(ab->scales);
             __m256i s32 = _mm256_cvtepu8_epi32(sm);
             int32_t sct[8] __attribute__((aligned(32)));
@@ -959,11 +951,7 @@ static void q6_k_row(int64_t nb, float *y, int64_t ldy, const uint8_t *w, size_t
                 continue;
             const ig_block_q6_K *ab = a + i + k;
             const ig_block_q8_K *bb = b + i + k;
-            const char *p = (const char *)ab + KQ_PF_DIST;
-            _mm_prefetch(p, _MM_HINT_T0);
-            _mm_prefetch(p + 64, _MM_HINT_T0);
-            _mm_prefetch(p + 128, _MM_HINT_T0);
-            _mm_prefetch(p + 192, _MM_HINT_T0);
+            prefetch_bytes((const uint8_t *)ab + KQ_PF_DIST, sizeof *ab);
             __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)ab->scales));
             __m256i s = _mm256_sub_epi32(
                 _mm256_setzero_si256(),
