@@ -153,42 +153,10 @@ static char *dump_sse(json_t *o)
     return s;
 }
 
-/* Appends s escaped as the inside of a JSON string at out (room for 6 * strlen(s)
- * bytes), as jansson's compact output escapes it; returns the end. The texts are
- * valid UTF-8 (the node link checks every frame). */
-static char *put_json_body(char *out, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        unsigned char c = *p;
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *out++ = (char)c;
-            continue;
-        }
-        *out++ = '\\';
-        switch (c) {
-        case '"': *out++ = '"'; break;
-        case '\\': *out++ = '\\'; break;
-        case '\b': *out++ = 'b'; break;
-        case '\f': *out++ = 'f'; break;
-        case '\n': *out++ = 'n'; break;
-        case '\r': *out++ = 'r'; break;
-        case '\t': *out++ = 't'; break;
-        default:
-            *out++ = 'u';
-            *out++ = '0';
-            *out++ = '0';
-            *out++ = hex[c >> 4];
-            *out++ = hex[c & 15];
-        }
-    }
-    return out;
-}
-
 static char *put_json_string(char *out, const char *s)
 {
     *out++ = '"';
-    out = put_json_body(out, s);
+    out = ig_net_json_escape(out, s, strlen(s));
     *out++ = '"';
     return out;
 }
@@ -221,7 +189,7 @@ static char *sse_text_chunk(ig_job *j, int32_t from, int32_t to)
         w += sprintf(w, "\"text\":\"");
     }
     for (int32_t i = from; i < to; i++)
-        w = put_json_body(w, j->tokens[i].text);
+        w = ig_net_json_escape(w, j->tokens[i].text, strlen(j->tokens[i].text));
     w += sprintf(w, "\"%s,\"logprobs\":null,\"finish_reason\":null}]}\n\n", chat ? "}" : "");
     assert((size_t)(w - out) < cap);
     return out;

@@ -235,36 +235,46 @@ static void w_logprob(wbuf *b, float x)
     w_bytes(b, t, (size_t)k);
 }
 
-/* A JSON string; false when s is not valid UTF-8. Escapes as jansson does by default. */
+char *ig_net_json_escape(char *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *out++ = (char)c;
+            continue;
+        }
+        *out++ = '\\';
+        switch (c) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\f': *out++ = 'f'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\r': *out++ = 'r'; break;
+        case '\t': *out++ = 't'; break;
+        default:
+            *out++ = 'u';
+            *out++ = '0';
+            *out++ = '0';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 15];
+        }
+    }
+    return out;
+}
+
+/* A JSON string; false when s is not valid UTF-8. */
 static bool w_str(wbuf *b, const char *s, size_t n)
 {
     if (utf8_bad_offset((const unsigned char *)s, n) != n)
         return false;
-    w_reserve(b, n + 2);
-    w_bytes(b, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        w_bytes(b, s + run, i - run);
-        run = i + 1;
-        char e[8];
-        switch (c) {
-        case '"': w_lit(b, "\\\""); break;
-        case '\\': w_lit(b, "\\\\"); break;
-        case '\b': w_lit(b, "\\b"); break;
-        case '\f': w_lit(b, "\\f"); break;
-        case '\n': w_lit(b, "\\n"); break;
-        case '\r': w_lit(b, "\\r"); break;
-        case '\t': w_lit(b, "\\t"); break;
-        default:
-            snprintf(e, sizeof e, "\\u%04x", c);
-            w_bytes(b, e, 6);
-        }
-    }
-    w_bytes(b, s + run, n - run);
-    w_bytes(b, "\"", 1);
+    w_reserve(b, 6 * n + 2);
+    if (b->oom)
+        return true; /* reported by the caller */
+    b->p[b->n++] = '"';
+    b->n = (size_t)((unsigned char *)ig_net_json_escape((char *)b->p + b->n, s, n) - b->p);
+    b->p[b->n++] = '"';
     return true;
 }
 

@@ -258,6 +258,12 @@ json_t *ig_msg_to_json(const ig_msg *m, ig_err *err);
 /* Releases what parsing took; safe on a built or zeroed message. */
 void ig_msg_deinit(ig_msg *m);
 
+/* Writes the n bytes at s escaped as the inside of a JSON string, exactly as jansson's
+ * compact output escapes them (", \\, \b \f \n \r \t, other bytes below 0x20 as
+ * \u00xx; everything else as is), at out, which has room for 6 * n bytes; returns the
+ * end. s is taken to be valid UTF-8. */
+char *ig_net_json_escape(char *out, const char *s, size_t n);
+
 /* The frame of m (header included), as ig_net_frame_encode(ig_msg_to_json(m)) makes
  * it, with the same errors. A `tokens` message (one per generated token) is written
  * directly, without a JSON tree: the same fields, order and escaping; logprobs with
