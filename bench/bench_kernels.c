@@ -173,10 +173,10 @@ int main(int argc, char **argv)
         }
         double gbs = (double)mat_bytes * n_mats / best / 1e9;
 
-        /* prefill: 64 tokens against a few matrices */
+        /* prefill: 64 tokens against a few matrices, best of `passes` */
         int pm = n_mats < 4 ? n_mats : 4;
         double dt = 1e30;
-        for (int pass = 0; pass < 3; pass++) {
+        for (int pass = 0; pass < passes; pass++) {
             double t0 = now_s();
             for (int m = 0; m < pm; m++)
                 ig_matmul(pool, k, y, w + m * mat_bytes, t, rows, cols, x, 64, scratch);

@@ -73,10 +73,8 @@ static void init_sets(void)
     detect_x86();
     g_avx2 = g_scalar;
     ig_kernels_fill_avx2(&g_avx2);
-    /* No AVX-512 kernels are built: they could not be tested on the machines that
-     * build idlegrid, and untested kernels are not shipped. AVX-512 CPUs run AVX2. */
-    g_avx512 = g_avx2;
-    g_has_avx512 = false;
+    g_avx512 = g_scalar;
+    ig_kernels_fill_avx512(&g_avx512);
 #endif
 #if IG_ARM64
     g_neon = g_scalar;

@@ -124,6 +124,8 @@ size_t ig_matmul_scratch_bytes(ig_type wtype, int64_t cols, int64_t n_tok);
 void ig_kernels_fill_ref(ig_kernels *k);
 #if defined(__x86_64__) || defined(__i386__)
 void ig_kernels_fill_avx2(ig_kernels *k);
+/* AVX-512 F/BW/VL/DQ + VNNI; the "avx512" set is offered when the CPU and OS have them. */
+void ig_kernels_fill_avx512(ig_kernels *k);
 #endif
 #if defined(__aarch64__)
 void ig_kernels_fill_neon(ig_kernels *k);

@@ -266,13 +266,57 @@ static void test_best_set_is_simd_when_the_cpu_has_it(void)
 }
 
 #if defined(__x86_64__)
-/* AVX-512 kernels are not part of this build (they could not be tested on the
- * machines that build it); the set must never be offered. */
-static void test_avx512_set_is_not_offered_without_tested_kernels(void)
+/* The "avx512" set is offered exactly when the CPU has what it is compiled for
+ * (asked here through the compiler's own CPU probe, not the engine's), is then the
+ * best set, and computes every weight type's matmul - decode rows, prefill tiles,
+ * rows of any block count - bit for bit as the "avx2" set does: both form the same
+ * int32 lanes and the same float operations, so a job can move between x86 nodes of
+ * either kind and continue with the same tokens. */
+static void test_avx512_set_is_offered_on_avx512_cpus_and_equals_avx2_bit_for_bit(void)
 {
-    IG_CHECK(ig_kernels_by_name("avx512") == NULL, "avx512 set offered");
-    IG_CHECK(strcmp(ig_kernels_best()->isa, "avx512") != 0, "avx512 chosen as best");
-    IG_SKIP("AVX-512 kernels are not built; AVX2 is used on AVX-512 CPUs");
+    __builtin_cpu_init();
+    bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vnni");
+    const ig_kernels *k512 = ig_kernels_by_name("avx512"), *k2 = ig_kernels_by_name("avx2");
+    IG_CHECK((k512 != NULL) == has, "avx512 set %s, but the CPU %s AVX-512 VNNI",
+             k512 ? "offered" : "not offered", has ? "has" : "lacks");
+    if (!k512) {
+        IG_SKIP("this CPU has no AVX-512 VNNI: the avx512 set cannot run here");
+        return;
+    }
+    IG_CHECK(ig_kernels_best() == k512, "best set is %s, not avx512", ig_kernels_best()->isa);
+    IG_CHECK(strcmp(k512->isa, "avx512") == 0, "avx512 set calls itself %s", k512->isa);
+    ig_rng r = {512};
+    enum { ROWS = 19, NT = 21 };
+    const int64_t lens[] = {32, 96, 224, 256, 288, 640, 768, 1024, 2816};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        int64_t n = lens[li];
+        float *wf = malloc(sizeof(float) * ROWS * n), *x = malloc(sizeof(float) * NT * n);
+        fill_normal(&r, wf, ROWS * n, 0.1f);
+        fill_normal(&r, x, NT * n, 1.0f);
+        for (int ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+            ig_type wt = WEIGHT_TYPES[ti];
+            if (n % ig_type_block_size(wt))
+                continue;
+            size_t rb = ig_type_row_bytes(wt, n);
+            uint8_t *w = malloc(rb * ROWS);
+            uint8_t *scratch = malloc(ig_matmul_scratch_bytes(wt, n, NT) + 1);
+            float y2[ROWS * NT], y5[ROWS * NT];
+            for (int64_t i = 0; i < ROWS; i++)
+                ig_quantize_row(wt, wf + i * n, w + i * rb, n);
+            const int64_t toks[] = {1, 2, 7, 8, NT};
+            for (size_t k = 0; k < sizeof toks / sizeof toks[0]; k++) {
+                ig_matmul(NULL, k2, y2, w, wt, ROWS, n, x, toks[k], scratch);
+                ig_matmul(NULL, k512, y5, w, wt, ROWS, n, x, toks[k], scratch);
+                IG_CHECK(memcmp(y2, y5, sizeof(float) * ROWS * toks[k]) == 0,
+                         "%s n=%lld, %lld tokens: avx512 differs from avx2", ig_type_name(wt),
+                         (long long)n, (long long)toks[k]);
+            }
+            free(w), free(scratch);
+        }
+        free(wf), free(x);
+    }
 }
 #endif
 
@@ -748,7 +792,7 @@ int main(void)
 {
     IG_RUN(test_best_set_is_simd_when_the_cpu_has_it);
 #if defined(__x86_64__)
-    IG_RUN(test_avx512_set_is_not_offered_without_tested_kernels);
+    IG_RUN(test_avx512_set_is_offered_on_avx512_cpus_and_equals_avx2_bit_for_bit);
 #endif
 #if defined(__aarch64__)
     IG_RUN(test_neon_set_uses_dot_product_instructions_when_the_cpu_has_them);
