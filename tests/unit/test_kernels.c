@@ -267,12 +267,13 @@ static void test_best_set_is_simd_when_the_cpu_has_it(void)
 
 #if defined(__x86_64__)
 /* The "avx512" set is offered exactly when the CPU has what it is compiled for
- * (asked here through the compiler's own CPU probe, not the engine's), is then the
- * best set, and computes every weight type's matmul - decode rows, prefill tiles,
- * rows of any block count - bit for bit as the "avx2" set does: both form the same
- * int32 lanes and the same float operations, so a job can move between x86 nodes of
- * either kind and continue with the same tokens. */
-static void test_avx512_set_is_offered_on_avx512_cpus_and_equals_avx2_bit_for_bit(void)
+ * (asked here through the compiler's own CPU probe, not the engine's) and is then the
+ * best set. Its matmul - decode rows, prefill tiles, rows of any block count - equals,
+ * bit for bit, the scalar reference for every quantized type (the block-32 kernels
+ * keep the reference's per-block float expression and order, the K-quants too) and
+ * the avx2 set for the float types (the same source): a job can move between such
+ * nodes and continue with the same tokens. */
+static void test_avx512_set_is_offered_on_avx512_cpus_and_equals_the_reference_bit_for_bit(void)
 {
     __builtin_cpu_init();
     bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -288,7 +289,7 @@ static void test_avx512_set_is_offered_on_avx512_cpus_and_equals_avx2_bit_for_bi
     IG_CHECK(ig_kernels_best() == k512, "best set is %s, not avx512", ig_kernels_best()->isa);
     IG_CHECK(strcmp(k512->isa, "avx512") == 0, "avx512 set calls itself %s", k512->isa);
     ig_rng r = {512};
-    enum { ROWS = 19, NT = 21 };
+    enum { ROWS = 35, NT = 70 };
     const int64_t lens[] = {32, 96, 224, 256, 288, 640, 768, 1024, 2816};
     for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
         int64_t n = lens[li];
@@ -305,13 +306,15 @@ static void test_avx512_set_is_offered_on_avx512_cpus_and_equals_avx2_bit_for_bi
             float y2[ROWS * NT], y5[ROWS * NT];
             for (int64_t i = 0; i < ROWS; i++)
                 ig_quantize_row(wt, wf + i * n, w + i * rb, n);
-            const int64_t toks[] = {1, 2, 7, 8, NT};
+            const int64_t toks[] = {1, 2, 7, 8, 9, 21, NT};
             for (size_t k = 0; k < sizeof toks / sizeof toks[0]; k++) {
-                ig_matmul(NULL, k2, y2, w, wt, ROWS, n, x, toks[k], scratch);
+                const bool quantized = ig_vec_dot_type(wt) != IG_TYPE_F32;
+                const ig_kernels *want = quantized ? ig_kernels_scalar() : k2;
+                ig_matmul(NULL, want, y2, w, wt, ROWS, n, x, toks[k], scratch);
                 ig_matmul(NULL, k512, y5, w, wt, ROWS, n, x, toks[k], scratch);
                 IG_CHECK(memcmp(y2, y5, sizeof(float) * ROWS * toks[k]) == 0,
-                         "%s n=%lld, %lld tokens: avx512 differs from avx2", ig_type_name(wt),
-                         (long long)n, (long long)toks[k]);
+                         "%s n=%lld, %lld tokens: avx512 differs from %s", ig_type_name(wt),
+                         (long long)n, (long long)toks[k], want->isa);
             }
             free(w), free(scratch);
         }
@@ -792,7 +795,7 @@ int main(void)
 {
     IG_RUN(test_best_set_is_simd_when_the_cpu_has_it);
 #if defined(__x86_64__)
-    IG_RUN(test_avx512_set_is_offered_on_avx512_cpus_and_equals_avx2_bit_for_bit);
+    IG_RUN(test_avx512_set_is_offered_on_avx512_cpus_and_equals_the_reference_bit_for_bit);
 #endif
 #if defined(__aarch64__)
     IG_RUN(test_neon_set_uses_dot_product_instructions_when_the_cpu_has_them);
