@@ -205,6 +205,9 @@ static void mm_worker(void *varg, int ith, int nth)
     (void)ith;
     mm_job *j = varg;
     const int64_t tiles = (j->rows + IG_MM_ROW_TILE - 1) / IG_MM_ROW_TILE;
+    const int64_t step = j->n_tok > 1 && j->k->gemm_rows[j->wtype] > IG_MM_ROW_TILE
+                             ? j->k->gemm_rows[j->wtype]
+                             : IG_MM_ROW_TILE;
     int64_t a = atomic_load_explicit(&j->next_chunk, memory_order_relaxed);
     for (;;) {
         if (a >= tiles)
@@ -218,8 +221,8 @@ static void mm_worker(void *varg, int ith, int nth)
             continue;
         const int64_t b = a + n;
         const int64_t r1 = b * IG_MM_ROW_TILE < j->rows ? b * IG_MM_ROW_TILE : j->rows;
-        for (int64_t r = a * IG_MM_ROW_TILE; r < r1; r += IG_MM_ROW_TILE)
-            mm_rows(j, r, r + IG_MM_ROW_TILE < r1 ? r + IG_MM_ROW_TILE : r1);
+        for (int64_t r = a * IG_MM_ROW_TILE; r < r1; r += step)
+            mm_rows(j, r, r + step < r1 ? r + step : r1);
         a = atomic_load_explicit(&j->next_chunk, memory_order_relaxed);
     }
 }

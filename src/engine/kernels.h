@@ -74,6 +74,10 @@ typedef struct {
     ig_from_float_fn from_float[IG_TYPE_COUNT];
     ig_to_float_fn to_float[IG_TYPE_COUNT];
     ig_gemm_fn gemm[IG_TYPE_COUNT]; /* NULL: ig_matmul calls vec_dot per output */
+    /* Rows ig_matmul hands one gemm call at most (a multiple of its 16-row tiles;
+     * 0: one tile): a gemm that prepares the activations per call shares that work
+     * over more rows. Which rows go together never changes a result. */
+    int gemm_rows[IG_TYPE_COUNT];
 } ig_kernels;
 
 /* The type activations are converted to before a dot product with weights of type t
