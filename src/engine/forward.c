@@ -64,7 +64,9 @@ struct ig_ctx {
     float *scores;       /* [n_threads][att_max_groups(n_ctx)][n_ctx][8]  attention weights, 8 queries a row */
     float *att_q;        /* [n_threads][att_max_groups(n_ctx)][head_dim][8]  queries, transposed */
     float *att_o;        /* [n_threads][att_max_groups(n_ctx)][head_dim][8]  outputs, transposed */
-    float *rowbuf;       /* [n_threads][head_dim]  a K or V row converted to F32 */
+    float *rowbuf;       /* [n_threads][rowbuf_rows][head_dim]  K rows (one) or V rows (F16 cache:
+                          * positions 0..n_ctx-1 of one KV head) converted to F32 */
+    size_t rowbuf_rows;
     double *inv_freq;    /* [n_rot / 2]  RoPE angle per position for each pair */
     float *rope_cos;     /* [n_batch][n_rot / 2]  cos of each token's angles, shared by the layers */
     float *rope_sin;     /* [n_batch][n_rot / 2] */
@@ -224,7 +226,8 @@ ig_ctx *ig_ctx_new(const ig_model *m, const ig_ctx_params *params, ig_err *err)
     c->scores = ctx_alloc(c, T * att_lanes * (size_t)p.n_ctx, sizeof(float), &ok);
     c->att_q = ctx_alloc(c, T * att_lanes * HD, sizeof(float), &ok);
     c->att_o = ctx_alloc(c, T * att_lanes * HD, sizeof(float), &ok);
-    c->rowbuf = ctx_alloc(c, T * HD, sizeof(float), &ok);
+    c->rowbuf_rows = p.kv_type == IG_TYPE_F32 ? 1 : (size_t)p.n_ctx;
+    c->rowbuf = ctx_alloc(c, T * c->rowbuf_rows * HD, sizeof(float), &ok);
     c->inv_freq = ctx_alloc(c, (size_t)m->n_rot / 2, sizeof(double), &ok);
     c->rope_cos = ctx_alloc(c, B * (size_t)m->n_rot / 2, sizeof(float), &ok);
     c->rope_sin = ctx_alloc(c, B * (size_t)m->n_rot / 2, sizeof(float), &ok);
@@ -459,7 +462,7 @@ IG_ATTENTION_CLONES static void attention_worker(void *arg, int thread, int n_th
     float *sc = c->scores + (size_t)thread * gmax * ATT_LANES * c->n_ctx;
     float *qt = c->att_q + (size_t)thread * gmax * ATT_LANES * hd;
     float *ot = c->att_o + (size_t)thread * gmax * ATT_LANES * hd;
-    float *rowbuf = c->rowbuf + (size_t)thread * hd;
+    float *rowbuf = c->rowbuf + (size_t)thread * c->rowbuf_rows * hd;
 
     /* Items interleaved across threads: under the causal mask a later token block costs
      * more, so contiguous shares would give the last thread most of the work. */
@@ -529,25 +532,48 @@ IG_ATTENTION_CLONES static void attention_worker(void *arg, int thread, int n_th
             for (int32_t j = 0; j <= last; j++)
                 sc[((size_t)(qi / ATT_LANES) * c->n_ctx + j) * ATT_LANES + qi % ATT_LANES] = 0.0f;
 
-        /* out += a_j * v_j; past the first token's position some lanes are done, and
-         * keep their value exactly (selected, not added to) */
-        memset(ot, 0, (size_t)ng * hd * ATT_LANES * sizeof(float));
-        for (int32_t j = 0; j <= last; j++) {
-            const float *v = kv_head(c, c->v_cache, job->layer, j, kvh, rowbuf);
-            for (int g = 0; g < ng; g++) {
-                const att_vf a = ATT_V(sc + ((size_t)g * c->n_ctx + j) * ATT_LANES);
-                float *o = ot + (size_t)g * hd * ATT_LANES;
-                if (j <= first) {
-                    for (int d = 0; d < hd; d++)
-                        ATT_V(o + (size_t)d * ATT_LANES) = ATT_V(o + (size_t)d * ATT_LANES) + a * v[d];
-                } else {
-                    const att_vi live = lane_pos[g] >= j;
-                    for (int d = 0; d < hd; d++) {
-                        const att_vf old = ATT_V(o + (size_t)d * ATT_LANES), upd = old + a * v[d];
-                        ATT_V(o + (size_t)d * ATT_LANES) =
-                            (att_vf)(((att_vi)upd & live) | ((att_vi)old & ~live));
+        /* out += a_j * v_j in position order, eight dimensions at a time in registers
+         * (the V rows as F32: the cache's own, or converted once per item); past the
+         * first token's position some lanes are done, and keep their value exactly
+         * (selected, not added to) */
+        const float *vrows = rowbuf;
+        size_t vstride = (size_t)hd;
+        if (c->kv_type == IG_TYPE_F32) {
+            vrows = (const float *)(kv_row(c, c->v_cache, job->layer, 0) + (size_t)kvh * c->kv_head_bytes);
+            vstride = c->kv_row_bytes / sizeof(float);
+        } else {
+            for (int32_t j = 0; j <= last; j++)
+                c->k->to_float[IG_TYPE_F16](kv_row(c, c->v_cache, job->layer, j) +
+                                                (size_t)kvh * c->kv_head_bytes,
+                                            rowbuf + (size_t)j * hd, hd);
+        }
+        for (int g = 0; g < ng; g++) {
+            const float *a_g = sc + (size_t)g * c->n_ctx * ATT_LANES;
+            float *o = ot + (size_t)g * hd * ATT_LANES;
+            const int32_t full = first < last ? first : last; /* every lane live up to here */
+            for (int d0 = 0; d0 < hd; d0 += 8) {
+                const int nd = hd - d0 < 8 ? hd - d0 : 8;
+                att_vf acc[8] = {{0}};
+                int32_t j = 0;
+                if (nd == 8) {
+                    for (; j <= full; j++) {
+                        const att_vf a = ATT_V(a_g + (size_t)j * ATT_LANES);
+                        const float *v = vrows + (size_t)j * vstride + d0;
+                        for (int dd = 0; dd < 8; dd++)
+                            acc[dd] = acc[dd] + a * v[dd];
                     }
                 }
+                for (; j <= last; j++) {
+                    const att_vf a = ATT_V(a_g + (size_t)j * ATT_LANES);
+                    const float *v = vrows + (size_t)j * vstride + d0;
+                    const att_vi live = lane_pos[g] >= j;
+                    for (int dd = 0; dd < nd; dd++) {
+                        const att_vf upd = acc[dd] + a * v[dd];
+                        acc[dd] = (att_vf)(((att_vi)upd & live) | ((att_vi)acc[dd] & ~live));
+                    }
+                }
+                for (int dd = 0; dd < nd; dd++)
+                    ATT_V(o + (size_t)(d0 + dd) * ATT_LANES) = acc[dd];
             }
         }
         for (int qi = 0; qi < nq; qi++) {
