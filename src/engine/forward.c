@@ -367,9 +367,9 @@ static inline char *kv_row(const ig_ctx *c, void *cache, int layer, int32_t pos)
  * rounding of quantized activations downstream and magnify itself. The order of
  * every operation is fixed (see attention_worker), eight queries to a vector. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(IG_NO_CLONES)
-/* An AVX2 copy of the attention loops, chosen at load time: the same operations in
- * the same order (no FMA contraction), only wider, so results do not change. */
-#define IG_ATTENTION_CLONES __attribute__((target_clones("avx2", "default")))
+/* AVX-512 and AVX2 copies of the attention loops, chosen at load time: the same
+ * operations in the same order (no FMA contraction), so results do not change. */
+#define IG_ATTENTION_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define IG_ATTENTION_CLONES
 #endif
@@ -508,29 +508,37 @@ IG_ATTENTION_CLONES static void attention_worker(void *arg, int thread, int n_th
             }
         }
 
-        /* softmax per lane, in position order; a_j replaces s_j, 0 past the lane's position */
-        for (int qi = 0; qi < nq; qi++) {
-            const int g = qi / ATT_LANES, l = qi % ATT_LANES;
-            const int32_t pos = lane_pos[g][l];
-            float *row = sc + (size_t)g * c->n_ctx * ATT_LANES + l;
-            float max = -INFINITY;
-            for (int32_t j = 0; j <= pos; j++)
-                if (row[(size_t)j * ATT_LANES] > max)
-                    max = row[(size_t)j * ATT_LANES];
-            float sum = 0.0f;
-            for (int32_t j = 0; j <= pos; j++) {
-                row[(size_t)j * ATT_LANES] = expf(row[(size_t)j * ATT_LANES] - max);
-                sum += row[(size_t)j * ATT_LANES];
+        /* softmax per lane, in position order; a_j replaces s_j, 0 past the lane's
+         * position (and in empty lanes). The eight lanes go together: a lane past its
+         * position neither takes the maximum nor adds to its sum (it adds +0, which
+         * leaves a sum >= +0 unchanged). */
+        const att_vf ones = {1, 1, 1, 1, 1, 1, 1, 1};
+        for (int g = 0; g < ng; g++) {
+            float *rows = sc + (size_t)g * c->n_ctx * ATT_LANES;
+            const att_vi lp = lane_pos[g];
+            att_vf m = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
+                        -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+            for (int32_t j = 0; j <= last; j++) {
+                const att_vf s = ATT_V(rows + (size_t)j * ATT_LANES);
+                const att_vi take = (s > m) & (lp >= j);
+                m = (att_vf)(((att_vi)s & take) | ((att_vi)m & ~take));
             }
-            const float inv_sum = 1.0f / sum;
-            for (int32_t j = 0; j <= pos; j++)
-                row[(size_t)j * ATT_LANES] = row[(size_t)j * ATT_LANES] * inv_sum;
-            for (int32_t j = pos + 1; j <= last; j++)
-                row[(size_t)j * ATT_LANES] = 0.0f;
+            att_vf sum = {0};
+            for (int32_t j = 0; j <= last; j++) {
+                float *r = rows + (size_t)j * ATT_LANES;
+                att_vf e;
+                for (int l = 0; l < ATT_LANES; l++)
+                    e[l] = lp[l] >= j ? expf(r[l] - m[l]) : 0.0f;
+                ATT_V(r) = e;
+                sum = sum + e;
+            }
+            const att_vf inv_sum = ones / sum;
+            for (int32_t j = 0; j <= last; j++) {
+                float *r = rows + (size_t)j * ATT_LANES;
+                const att_vf a = ATT_V(r) * inv_sum;
+                ATT_V(r) = (att_vf)((att_vi)a & (lp >= j));
+            }
         }
-        for (int qi = nq; qi < ng * ATT_LANES; qi++) /* empty lanes */
-            for (int32_t j = 0; j <= last; j++)
-                sc[((size_t)(qi / ATT_LANES) * c->n_ctx + j) * ATT_LANES + qi % ATT_LANES] = 0.0f;
 
         /* out += a_j * v_j in position order, eight dimensions at a time in registers
          * (the V rows as F32: the cache's own, or converted once per item); past the
