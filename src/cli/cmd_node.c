@@ -13,6 +13,7 @@ int ig_cmd_node(int argc, char **argv)
     const char *coordinator = NULL, *model = NULL, *cls = "edge", *data = "./idlegrid-node";
     const char *token = NULL, *token_file = NULL, *name = NULL, *tls_ca = NULL;
     int slots = 0, threads = 0, n_ctx = 0, count = 1, backoff_min = 0, backoff_max = 0;
+    int flush_ms = IG_NODE_FLUSH_MS;
     float rate = 50;
     bool synthetic = false, tls = false, tls_insecure = false;
     const ig_flag flags[] = {
@@ -22,6 +23,7 @@ int ig_cmd_node(int argc, char **argv)
         {"slots", 0, IG_FLAG_INT, &slots, "N", "concurrent jobs, one engine context each (default 1; synthetic 4)"},
         {"threads", 't', IG_FLAG_INT, &threads, "N", "engine threads per slot (default: CPUs / slots)"},
         {"ctx", 0, IG_FLAG_INT, &n_ctx, "N", "context length per slot (default: the model's, at most 4096)"},
+        {"flush-ms", 0, IG_FLAG_INT, &flush_ms, "MS", "longest a token waits to share a frame with the next (default 50; 0: every token at once)"},
         {"data", 0, IG_FLAG_STRING, &data, "DIR", "key pair and enrolment record (default ./idlegrid-node)"},
         {"enroll-token", 0, IG_FLAG_STRING, &token, "T", "one-time enrolment token (first start)"},
         {"enroll-token-file", 0, IG_FLAG_STRING, &token_file, "FILE", "one token per line, one per simulated node (--count)"},
@@ -62,6 +64,10 @@ int ig_cmd_node(int argc, char **argv)
         ig_cli_fail("node: --slots, --threads, --ctx, --reconnect-*-ms must be positive, --count at least 1");
         return 2;
     }
+    if (flush_ms < 0 || flush_ms > 1000) {
+        ig_cli_fail("node: --flush-ms must be in 0..1000, not %d", flush_ms);
+        return 2;
+    }
     if (count > 1 && !synthetic) {
         ig_cli_fail("node: --count needs --synthetic");
         return 2;
@@ -84,6 +90,7 @@ int ig_cmd_node(int argc, char **argv)
     cfg.slots = slots;
     cfg.threads = threads;
     cfg.n_ctx = n_ctx;
+    cfg.flush_ms = flush_ms > 0 ? flush_ms : -1;
     cfg.data_dir = data;
     cfg.enroll_token = token;
     cfg.enroll_token_file = token_file;

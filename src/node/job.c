@@ -88,6 +88,15 @@ static size_t utf8_sanitize(const char *src, size_t len, char *dst)
 
 /* ---- the worker ---- */
 
+/* A token produced but not sent yet: its texts live in the job's text buffer (offsets,
+ * since the buffer grows). */
+typedef struct {
+    ig_net_token t;
+    size_t text_off, top_off[IG_MAX_TOP_LOGPROBS];
+} pend_item;
+
+#define PEND_TEXT_MAX (64 * 1024) /* a frame's texts, before JSON escaping (limit 1 MiB) */
+
 typedef struct {
     slot *s;
     int64_t first_ms;
@@ -95,9 +104,99 @@ typedef struct {
     int32_t generated;
     bool deadline_hit;
     bool send_failed;    /* a token frame could not be built: the job fails */
+    bool link_lost;      /* the link is going: the link thread cancels the job */
     char send_error[600];
+    /* tokens not sent yet (coalesced: see flush_pending) */
+    pend_item *items;    /* NODE_FRAME_ITEMS */
+    int32_t n_items;
+    char *text;
+    size_t text_len, text_cap;
+    double last_flush_us;
+    int32_t frames;      /* tokens frames sent */
 } gen_state;
 
+/* Sends the pending tokens as one frame (nothing when the output is stopped). Returns
+ * false when the job must end (link going, or a frame we cannot build). */
+static bool flush_pending(gen_state *g)
+{
+    slot *s = g->s;
+    if (g->n_items == 0)
+        return true;
+    ig_net_token *items = malloc(sizeof *items * (size_t)g->n_items);
+    if (!items) {
+        g->send_failed = true;
+        snprintf(g->send_error, sizeof g->send_error, "out of memory for a frame of %d tokens",
+                 g->n_items);
+        return false;
+    }
+    for (int32_t i = 0; i < g->n_items; i++) {
+        items[i] = g->items[i].t;
+        items[i].text = g->text + g->items[i].text_off;
+        for (int32_t k = 0; k < items[i].n_top; k++)
+            items[i].top[k].text = g->text + g->items[i].top_off[k];
+    }
+    ig_msg m;
+    ig_msg_init(&m, IG_MSG_TOKENS);
+    m.tokens.job_id = s->job_id;
+    m.tokens.items = items;
+    m.tokens.n_items = g->n_items;
+    ig_err err;
+    ig_err_clear(&err);
+    ig_code rc = IG_OK;
+    bool written = true;
+    pthread_mutex_lock(&s->mu);
+    if (!atomic_load(&s->cancel) && !s->quit && s->send_conn) {
+        m.tokens.index = s->next_index;
+        rc = ig_net_conn_send_threadsafe(s->send_conn, &m, &written, &err);
+        if (rc == IG_OK) {
+            s->next_index += g->n_items;
+            g->frames++;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(items);
+    g->n_items = 0;
+    g->text_len = 0;
+    g->last_flush_us = now_us();
+    if (rc == IG_ERR_IO || rc == IG_ERR_BUSY) {
+        g->link_lost = true;
+        return false;
+    }
+    if (rc != IG_OK) {
+        /* A frame we cannot build is our bug, not the peer's: fail the job. */
+        g->send_failed = true;
+        snprintf(g->send_error, sizeof g->send_error, "cannot send tokens up to %d: %s",
+                 g->generated - 1, err.msg);
+        return false;
+    }
+    if (!written)
+        sched_yield(); /* queued for the link thread: let it run if it shares our core */
+    return true;
+}
+
+/* Room for `need` more bytes of text in the pending buffer. */
+static bool pend_reserve(gen_state *g, size_t need)
+{
+    if (g->text_len + need <= g->text_cap)
+        return true;
+    size_t cap = g->text_cap ? g->text_cap : 4096;
+    while (cap < g->text_len + need)
+        cap *= 2;
+    char *t = realloc(g->text, cap);
+    if (!t)
+        return false;
+    g->text = t;
+    g->text_cap = cap;
+    return true;
+}
+
+/* Each token joins the pending frame; the frame goes out with the job's first token
+ * (time to first token), when the oldest pending token has waited the node's flush
+ * interval (--flush-ms; 0 sends every token at once), when it is full, and at the
+ * end of the job. On a link where a send is costly (on a VM, one loopback send that
+ * wakes the coordinator on another vCPU took ~0.1-1 ms) this bounds the link's share
+ * of the engine's time, while the time to first token and the order, indices and
+ * bytes of the tokens stay what they were. */
 static bool on_event(void *user, const ig_gen_event *ev)
 {
     gen_state *g = user;
@@ -109,76 +208,49 @@ static bool on_event(void *user, const ig_gen_event *ev)
         g->first_ms = now;
     g->generated++;
 
-    /* One buffer for the token's text and its alternatives' texts (sanitized); on the
-     * stack unless logprobs make it big. */
-    char bytes[256], small[2048];
+    char bytes[256];
     size_t need = 3 * ev->text_len + 1;
     for (int32_t k = 0; k < ev->n_top; k++) {
         size_t nb = ig_token_bytes(tok, ev->top[k].id, bytes, sizeof bytes);
         need += 3 * (nb < sizeof bytes ? nb : sizeof bytes) + 1;
     }
-    char *buf = need <= sizeof small ? small : malloc(need);
-    if (!buf) {
+    if (!pend_reserve(g, need)) {
         g->send_failed = true;
         snprintf(g->send_error, sizeof g->send_error, "out of memory for a token of %zu bytes", need);
         return false;
     }
-    ig_net_token t;
-    memset(&t, 0, sizeof t);
-    t.id = ev->token;
-    t.logprob = ev->logprob;
-    t.text = buf;
-    t.text_len = utf8_sanitize(ev->text ? ev->text : "", ev->text ? ev->text_len : 0, buf);
-    size_t off = t.text_len + 1;
-    t.n_top = ev->n_top < IG_MAX_TOP_LOGPROBS ? ev->n_top : IG_MAX_TOP_LOGPROBS;
-    for (int32_t k = 0; k < t.n_top; k++) {
+    pend_item *pi = &g->items[g->n_items++];
+    memset(pi, 0, sizeof *pi);
+    pi->t.id = ev->token;
+    pi->t.logprob = ev->logprob;
+    pi->text_off = g->text_len;
+    pi->t.text_len = utf8_sanitize(ev->text ? ev->text : "", ev->text ? ev->text_len : 0,
+                                   g->text + g->text_len);
+    g->text_len += pi->t.text_len + 1;
+    pi->t.n_top = ev->n_top < IG_MAX_TOP_LOGPROBS ? ev->n_top : IG_MAX_TOP_LOGPROBS;
+    for (int32_t k = 0; k < pi->t.n_top; k++) {
         size_t nb = ig_token_bytes(tok, ev->top[k].id, bytes, sizeof bytes);
         if (nb > sizeof bytes)
             nb = sizeof bytes;
-        ig_net_top_token *tt = &t.top[k];
+        ig_net_top_token *tt = &pi->t.top[k];
         tt->id = ev->top[k].id;
         tt->logprob = ev->top[k].logprob;
-        tt->text = buf + off;
-        tt->text_len = utf8_sanitize(bytes, nb, buf + off);
-        off += tt->text_len + 1;
+        pi->top_off[k] = g->text_len;
+        tt->text_len = utf8_sanitize(bytes, nb, g->text + g->text_len);
+        g->text_len += tt->text_len + 1;
     }
-    ig_msg m;
-    ig_msg_init(&m, IG_MSG_TOKENS);
-    m.tokens.job_id = s->job_id;
-    m.tokens.items = &t;
-    m.tokens.n_items = 1;
 
-    ig_err err;
-    ig_err_clear(&err);
-    ig_code rc = IG_OK;
-    bool written = true;
-    pthread_mutex_lock(&s->mu);
-    bool keep = !atomic_load(&s->cancel) && !s->quit && s->send_conn;
-    if (keep) {
-        m.tokens.index = s->next_index;
-        rc = ig_net_conn_send_threadsafe(s->send_conn, &m, &written, &err);
-        if (rc == IG_OK)
-            s->next_index++;
+    const double flush_us = (double)n->flush_ms * 1000.0;
+    if (g->generated == 1 || g->n_items == NODE_FRAME_ITEMS || g->text_len >= PEND_TEXT_MAX ||
+        now_us() - g->last_flush_us >= flush_us) {
+        if (!flush_pending(g))
+            return false;
     }
-    pthread_mutex_unlock(&s->mu);
-    if (buf != small)
-        free(buf);
-    if (rc == IG_ERR_IO || rc == IG_ERR_BUSY)
-        return false; /* the link is going: the link thread cancels the job */
-    if (rc != IG_OK) {
-        /* A frame we cannot build is our bug, not the peer's: fail the job. */
-        g->send_failed = true;
-        snprintf(g->send_error, sizeof g->send_error, "cannot send token %d: %s", g->generated - 1,
-                 err.msg);
-        return false;
-    }
-    if (!written)
-        sched_yield(); /* queued for the link thread: let it run if it shares our core */
     if (g->deadline_ms && now > g->deadline_ms) {
         g->deadline_hit = true;
         return false;
     }
-    return keep;
+    return !atomic_load(&s->cancel);
 }
 
 static void run_job(slot *s, ig_msg_job *j)
@@ -192,9 +264,14 @@ static void run_job(slot *s, ig_msg_job *j)
     ig_code rc = IG_OK;
     int64_t n_prompt = -1;
     ig_finish finish = IG_FINISH_NONE;
-    gen_state g = {s, 0, j->deadline_ms > 0 ? t0 + j->deadline_ms : 0, 0, false, false, ""};
+    gen_state g = {.s = s, .deadline_ms = j->deadline_ms > 0 ? t0 + j->deadline_ms : 0};
+    g.items = malloc(sizeof *g.items * NODE_FRAME_ITEMS);
+    if (!g.items) {
+        free(prompt);
+        prompt = NULL;
+    }
     if (!prompt) {
-        rc = ig_err_set(&err, IG_ERR_NOMEM, "out of memory for the prompt");
+        rc = ig_err_set(&err, IG_ERR_NOMEM, "out of memory for the prompt and its tokens");
         goto out;
     }
     if (j->kind == IG_JOB_CHAT) {
@@ -220,6 +297,9 @@ static void run_job(slot *s, ig_msg_job *j)
         p.top_logprobs = 0;
     rc = ig_generate(s->ctx, prompt, (int32_t)n_prompt, j->resume, j->n_resume, &p, on_event, &g,
                      &finish, &err);
+    /* the tokens still pending go out before the link thread sends `done` */
+    if (!g.send_failed && !g.link_lost)
+        flush_pending(&g);
     if (rc == IG_OK && g.send_failed)
         rc = ig_err_set(&err, IG_ERR_INTERNAL, "%s", g.send_error);
     if (rc == IG_OK && g.deadline_hit)
@@ -236,7 +316,10 @@ out:;
     s->completion_tokens = j->n_resume + g.generated;
     s->prefill_ms = (double)((g.generated ? g.first_ms : t1) - t0);
     s->decode_ms = g.generated ? (double)(t1 - g.first_ms) : 0;
+    s->frames = g.frames;
     pthread_mutex_unlock(&s->mu);
+    free(g.items);
+    free(g.text);
     event_active(s->wake_ev, EV_READ, 0);
 }
 
@@ -262,7 +345,7 @@ static void *worker_main(void *arg)
 /* ---- link thread: deliver what the worker produced ---- */
 
 static void finish_job(slot *s, ig_code rc, const char *error, ig_finish finish, int32_t prompt_tokens,
-                       int32_t completion_tokens, double prefill_ms, double decode_ms)
+                       int32_t completion_tokens, double prefill_ms, double decode_ms, int32_t frames)
 {
     bool wanted = node_slot_can_send(s);
     json_t *f = json_object();
@@ -296,6 +379,8 @@ static void finish_job(slot *s, ig_code rc, const char *error, ig_finish finish,
     json_object_set_new(f, "completion_tokens", json_integer(completion_tokens));
     json_object_set_new(f, "prefill_ms", json_real(prefill_ms));
     json_object_set_new(f, "decode_ms", json_real(decode_ms));
+    if (frames >= 0)
+        json_object_set_new(f, "token_frames", json_integer(frames));
     ig_net_log(s->node->cfg.synthetic ? IG_LOG_DEBUG : IG_LOG_INFO, "job_end", f);
     s->busy = false;
     s->discard = false;
@@ -317,13 +402,14 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     ig_finish finish = s->finish;
     int32_t pt = s->prompt_tokens, ct = s->completion_tokens;
     double pre = s->prefill_ms, dec = s->decode_ms;
+    int32_t frames = s->frames;
     if (finished) {
         s->finished = false;
         s->send_conn = NULL;
     }
     pthread_mutex_unlock(&s->mu);
     if (finished) {
-        finish_job(s, rc, error, finish, pt, ct, pre, dec);
+        finish_job(s, rc, error, finish, pt, ct, pre, dec, frames);
         pthread_mutex_lock(&s->mu);
         ig_msg_deinit(&s->job);
         pthread_mutex_unlock(&s->mu);
@@ -383,7 +469,7 @@ static void synth_tick(evutil_socket_t fd, short what, void *arg)
     if (s->synth_pos >= s->synth_max || !node_slot_can_send(s)) {
         event_del(s->synth_ev);
         double elapsed = (double)(ig_net_now_ms() - s->started_ms);
-        finish_job(s, IG_OK, "", IG_FINISH_LENGTH, s->synth_prompt_tokens, s->synth_max, 0, elapsed);
+        finish_job(s, IG_OK, "", IG_FINISH_LENGTH, s->synth_prompt_tokens, s->synth_max, 0, elapsed, -1);
         ig_msg_deinit(&s->job);
     }
 }

@@ -623,6 +623,7 @@ ig_node *ig_node_new(const ig_node_config *cfg_in, ig_err *err)
         if (n->n_ctx < 8)
             n->n_ctx = 8;
         n->threads = cfg->threads > 0 ? cfg->threads : (int32_t)(cpus / cfg->slots > 0 ? cpus / cfg->slots : 1);
+        n->flush_ms = cfg->flush_ms < 0 ? 0 : cfg->flush_ms > 0 ? cfg->flush_ms : IG_NODE_FLUSH_MS;
     } else {
         n->n_ctx = cfg->n_ctx > 0 ? cfg->n_ctx : 4096;
         n->threads = 1;

@@ -21,6 +21,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Default token flush interval (ms): see ig_node_config.flush_ms, docs/PROTOCOL.md. */
+#define IG_NODE_FLUSH_MS 50
+
 typedef struct {
     const char *coordinator;   /* "HOST:PORT" */
     const char *model_path;    /* GGUF file; in synthetic mode only its stem is used */
@@ -42,6 +45,8 @@ typedef struct {
     int32_t backoff_min_ms;    /* first reconnect delay; 0 = 500 */
     int32_t backoff_max_ms;    /* cap; 0 = 30000 */
     int32_t measure_tokens;    /* tokens decoded for the start-up speed measurement; 0 = 16 */
+    int32_t flush_ms;          /* longest a produced token waits to share a frame with the next
+                                  ones; 0 = IG_NODE_FLUSH_MS, < 0 = every token at once */
 } ig_node_config;
 
 typedef struct ig_node ig_node;

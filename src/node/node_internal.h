@@ -66,6 +66,7 @@ typedef struct {
     int32_t prompt_tokens;
     int32_t completion_tokens;
     double prefill_ms, decode_ms;
+    int32_t frames;           /* tokens frames the job's worker sent */
     atomic_bool cancel;
     ig_ctx *ctx;
 } slot;
@@ -101,6 +102,7 @@ struct ig_node {
     ig_model *model;
     int32_t n_ctx;
     int32_t threads;
+    int32_t flush_ms;     /* engine jobs: longest a produced token waits to be sent (0: none) */
     double tokens_per_second;
     struct event_base *base;
     struct ssl_ctx_st *tls;

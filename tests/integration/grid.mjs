@@ -83,7 +83,7 @@ export function createKey(data, { rate = 0, concurrency = 0, name = 'test' } = {
 
 // A node process: the real agent (`idlegrid node`) or the deterministic test peer.
 export function startNode(coord, { name, model = 'edge', cls = 'edge', peer = false, rate = 200, slots = 4,
-                                   modelFile = null, threads = 1, tls = false } = {}) {
+                                   modelFile = null, threads = 1, tls = false, extra = [] } = {}) {
   const token = cli(['nodes', 'token', '--data', coord.data]);
   const dir = tempDir('idlegrid-node-');
   if (peer) {
@@ -93,7 +93,7 @@ export function startNode(coord, { name, model = 'edge', cls = 'edge', peer = fa
   }
   return start(BIN, ['node', '--coordinator', coord.nodeAddr, '--model', modelFile || join(MODELS, `${model}.gguf`),
                      '--class', cls, '--data', dir, '--enroll-token', token, '--name', name,
-                     '--threads', String(threads), '--slots', String(slots)]);
+                     '--threads', String(threads), '--slots', String(slots), ...extra]);
 }
 
 export async function health(url) {
