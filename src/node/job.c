@@ -3,7 +3,8 @@
  *
  * Engine jobs: each slot has one worker thread and one ig_ctx. The link thread
  * hands a job over (slot.job, has_job, send_conn) and the worker tokenizes the prompt
- * and runs ig_generate. The worker sends each token's `tokens` frame itself
+ * and runs ig_generate. The worker sends the `tokens` frames itself (the first token
+ * at once, later ones coalesced per node.flush_ms: see on_event)
  * (ig_net_conn_send_threadsafe): on plain TCP with nothing waiting, that is one
  * send(2) from the worker, so a token never waits for the link thread to be scheduled
  * — which, on a node whose engine keeps every core busy, took up to several ms per
@@ -567,8 +568,10 @@ void node_job_start(slot *s, ig_msg *job)
     s->finished = false;
     s->send_conn = node_slot_can_send(s) ? s->link->conn : NULL;
     atomic_store(&s->cancel, false);
-    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    /* after unlocking: a worker woken on this core would otherwise run only to wait
+     * for the lock we still hold */
+    pthread_cond_broadcast(&s->cv);
 }
 
 int64_t node_job_stop_output(slot *s)
