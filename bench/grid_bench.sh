@@ -28,6 +28,7 @@ BUILD=${1:-build}
 BIN=$BUILD/idlegrid
 LOAD=$BUILD/grid_load
 ENGINE=$BUILD/grid_engine
+WAKE=$BUILD/wake_cost
 WORK=$BUILD/bench-grid
 OUT=$WORK/grid.md
 RUNS=${IG_GRID_RUNS:-9}
@@ -40,7 +41,7 @@ RAMP_MS=${IG_GRID_RAMP_MS:-8000}
 SKIP=${IG_GRID_SKIP:-}
 PROMPT="ROMEO: But soft, what light through yonder window breaks"
 
-for f in "$BIN" "$LOAD" "$ENGINE"; do
+for f in "$BIN" "$LOAD" "$ENGINE" "$WAKE"; do
   [ -x "$f" ] || { echo "grid bench: $f not found; build first (make build)" >&2; exit 1; }
 done
 command -v jq >/dev/null || { echo "grid bench: jq is missing; run make deps" >&2; exit 1; }
@@ -155,6 +156,18 @@ for model in "${GW_MODELS[@]}"; do
   cleanup
 done
 done
+# The machine's reference: one frame-sized loopback send from the engine's CPU, every
+# token's time (1.3 ms, the cloud model's; 10 ms, the mid-size model's), to a process
+# sleeping on the other CPU, and to one on the same CPU.
+if [ ${#GW_MODELS[@]} -gt 0 ]; then
+  : >"$WORK/wake.jsonl"
+  for gap in 1300 10000; do
+    for rc in "$COORD_CPU" "$WORK_CPU"; do
+      "$WAKE" --sender-cpu "$WORK_CPU" --receiver-cpu "$rc" --gap-us "$gap" --count 200 >>"$WORK/wake.jsonl" ||
+        log "wake_cost failed (gap $gap us, receiver CPU $rc)"
+    done
+  done
+fi
 
 # ---- 2. coordinator capacity -----------------------------------------------------------
 CAP=""
@@ -310,6 +323,23 @@ for model in "${GW_MODELS[@]}"; do
 done
 done
 echo
+if [ -s "$WORK/wake.jsonl" ]; then
+cat <<EOF
+The machine's own cost of streaming, measured in the same run (build/wake_cost: a
+process on CPU $WORK_CPU computes for the time of a token, then sends one 120-byte message
+over loopback TCP to a process blocked in read(2); 200 sends, only send(2) timed). On
+loopback the sender's core also runs the receiving side and wakes the receiver; when
+the receiver sleeps on the other CPU of a VM, that wake-up is an inter-processor
+interrupt through the hypervisor. A node pays this per frame, on the engine's core,
+which is why it sends a job's later tokens in frames of up to \`--flush-ms\` (50 ms;
+docs/PROTOCOL.md) rather than one per token:
+
+| receiver | time between sends | send(2), mean | median | p90 | share of the time between sends, mean |
+|---|---|---|---|---|---|
+EOF
+jq -r --arg wc "$WORK_CPU" '"| \(if (.receiver_cpu|tostring) == $wc then "same CPU" else "other CPU (asleep)" end) | \(.gap_us/1000) ms | \(.send_us_mean) µs | \(.send_us_median) µs | \(.send_us_p90) µs | \(.send_us_mean / .gap_us * 1000 | round / 10) % |"' "$WORK/wake.jsonl"
+echo
+fi
 echo "Every run (decode tok/s; time to first token ms):"
 echo
 for cfg in "${GW_CONFIGS[@]}"; do
