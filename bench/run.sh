@@ -85,28 +85,51 @@ LLAMACPP_DIR=bench/llamacpp
 LB=$(cd "$BUILD" && pwd)/llamacpp/llama-bench
 CHECK_GEN=16 # greedy tokens compared after the prompt
 
-# One type's measurements, back to back under the same conditions: idlegrid, then
-# llama-bench, then llama.cpp through node-llama-cpp. Writes $CACHE/$t.json,
-# $t.llamabench.json, $t.llamacpp.json (or the matching .err files).
+# One type's measurements under the same conditions: REPEAT rounds of one idlegrid run
+# (`idlegrid bench --repeat 1`: its own warm-up, bandwidth probe and timed run) and one
+# llama-bench run (its own warm-up and timed run), alternating, so that a change in the
+# shared machine's speed (a VM with noisy neighbours) hits both engines alike; then
+# llama.cpp through node-llama-cpp. The rounds are merged into $CACHE/$t.json (medians
+# of the runs; the bandwidth and roofline from the median probe) and
+# $t.llamabench.json (every run's samples), or the matching .err files.
 measure_type() {
-  local t=$1 model
+  local t=$1 model r
   model=$(cd "$CACHE" && pwd)/bench-$t.gguf
-  rm -f "$CACHE/$t.json" "$CACHE/$t.llamabench.json" "$CACHE/$t.llamacpp.json"
-  log "measuring $t ($THREADS threads, prompt $PROMPT, gen $GEN, $REPEAT runs)..."
-  if "$BIN" bench -m "$model" --threads "$THREADS" --prompt "$PROMPT" \
-      --gen "$GEN" --repeat "$REPEAT" --json >"$CACHE/$t.json.tmp" 2>"$CACHE/$t.bench.err"; then
-    mv "$CACHE/$t.json.tmp" "$CACHE/$t.json"
+  rm -f "$CACHE/$t.json" "$CACHE/$t.llamabench.json" "$CACHE/$t.llamacpp.json" "$CACHE/$t".round-*.json
+  log "measuring $t ($THREADS threads, prompt $PROMPT, gen $GEN, $REPEAT rounds of idlegrid then llama-bench)..."
+  for r in $(seq "$REPEAT"); do
+    "$BIN" bench -m "$model" --threads "$THREADS" --prompt "$PROMPT" --gen "$GEN" --repeat 1 --json \
+      >"$CACHE/$t.round-$r.ig.json" 2>"$CACHE/$t.bench.err" || { rm -f "$CACHE/$t.round-$r.ig.json"; break; }
+    [ -n "$LLAMACPP_BINS" ] || continue
+    # llama-bench: pp (one batch: n_ubatch 512 >= the prompt) and tg; flash attention
+    # left at llama.cpp's default (auto).
+    (cd "$LLAMACPP_BINS" && "$LB" -m "$model" -t "$THREADS" -p "$PROMPT" -n "$GEN" \
+      -b 512 -ub 512 -r 1 -o json) >"$CACHE/$t.round-$r.lb.json" 2>"$CACHE/$t.llamabench.err" ||
+      rm -f "$CACHE/$t.round-$r.lb.json"
+  done
+  local ig=("$CACHE/$t".round-*.ig.json) lb=("$CACHE/$t".round-*.lb.json)
+  if [ -f "${ig[0]}" ]; then
+    jq -s 'def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+      .[0] as $b | ([.[].bandwidth_gb_s] | median) as $bw | ([.[].decode_tok_s] | median) as $dec |
+      $b + {repeat: length, prefill_runs_tok_s: [.[].prefill_tok_s], decode_runs_tok_s: [.[].decode_tok_s],
+            bandwidth_runs_gb_s: [.[].bandwidth_gb_s], prefill_tok_s: ([.[].prefill_tok_s] | median),
+            decode_tok_s: $dec, bandwidth_gb_s: $bw,
+            roofline_tok_s: ($b.roofline_tok_s * $bw / $b.bandwidth_gb_s),
+            roofline_fraction: ($dec / ($b.roofline_tok_s * $bw / $b.bandwidth_gb_s)),
+            roofline_fraction_file: ($dec / ($b.decode_tok_s / $b.roofline_fraction_file * $bw / $b.bandwidth_gb_s)),
+            peak_rss_bytes: ([.[].peak_rss_bytes] | max),
+            rss_within_limit: (([.[].peak_rss_bytes] | max) <= $b.rss_limit_bytes)}' "${ig[@]}" >"$CACHE/$t.json"
     jq -r '"bench: \(.type): prefill \(.prefill_tok_s|floor) tok/s, decode \(.decode_tok_s*10|floor/10) tok/s, \(.roofline_fraction*1000|floor/10) % of the roofline"' "$CACHE/$t.json" >&2
   fi
-  [ -n "$LLAMACPP_BINS" ] || return 0
-  # llama-bench: pp (one batch: n_ubatch 512 >= the prompt) and tg, one warm-up run,
-  # then REPEAT runs; flash attention left at llama.cpp's default (auto).
-  if (cd "$LLAMACPP_BINS" && "$LB" -m "$model" -t "$THREADS" -p "$PROMPT" -n "$GEN" \
-      -b 512 -ub 512 -r "$REPEAT" -o json) >"$CACHE/$t.llamabench.json.tmp" 2>"$CACHE/$t.llamabench.err"; then
-    mv "$CACHE/$t.llamabench.json.tmp" "$CACHE/$t.llamabench.json"
+  if [ -f "${lb[0]}" ]; then
+    jq -s '.[0] as $b | [range(0; $b | length) as $k | $b[$k] +
+      {samples_ts: [.[][$k].samples_ts[]], samples_ns: [.[][$k].samples_ns[]],
+       avg_ts: ([.[][$k].samples_ts[]] | add / length)}]' "${lb[@]}" >"$CACHE/$t.llamabench.json"
     jq -r '"bench: llama-bench \(.[0].model_type): prefill \(.[] | select(.n_gen == 0) | .avg_ts | floor) tok/s, decode \(.[] | select(.n_prompt == 0) | .avg_ts * 10 | floor / 10) tok/s"' \
       "$CACHE/$t.llamabench.json" >&2 || true
   fi
+  rm -f "$CACHE/$t".round-*.json
+  [ -n "$LLAMACPP_BINS" ] || return 0
   if node "$LLAMACPP_DIR/bench.mjs" -m "$model" --threads "$THREADS" --prompt "$PROMPT" --gen "$GEN" \
       --repeat "$REPEAT" --check-gen "$CHECK_GEN" >"$CACHE/$t.llamacpp.json.tmp" 2>"$CACHE/$t.llamacpp.err"; then
     mv "$CACHE/$t.llamacpp.json.tmp" "$CACHE/$t.llamacpp.json"
@@ -240,8 +263,11 @@ Do not edit by hand: run \`make bench\` again.
 The benchmark model of issue 3: \`llama\` architecture, vocabulary 32000, dim 1024,
 16 layers, 16 heads, 4 KV heads, FFN 2816, untied output (246 M parameters), random
 weights, written by \`idlegrid model synth\` as F16 and re-encoded by
-\`idlegrid model quantize\`. Each figure is the median of $REPEAT runs after one warm-up
-run, $THREADS threads:
+\`idlegrid model quantize\`. Each figure is the median of $REPEAT runs, $THREADS threads;
+the runs alternate with llama-bench's (one \`idlegrid bench --repeat 1\`, one
+\`llama-bench -r 1\`, $REPEAT times: each with its own warm-up run and, for idlegrid, its
+own bandwidth probe), so that the shared machine's changes of speed hit both engines
+alike:
 
 - **prefill**: a $PROMPT-token prompt in one batched \`ig_ctx_decode\` from an empty cache;
 - **decode**: $GEN tokens one at a time from an empty cache, each the argmax of the last
@@ -315,8 +341,9 @@ node-llama-cpp $(lj_any .node_llama_cpp) (llama.cpp $(lj_any .llama_cpp_release)
 ggml chose its **$(lj_any .ggml_cpu_variant)** CPU variant on this machine (\`$(lj_any .system_info | sed 's/ *|* *$//')\`).
 
 - **llama-bench** (llama.cpp's own benchmark, compiled against that package's libraries
-  by bench/llamacpp/build-llama-bench.sh): \`llama-bench -t $THREADS -p $PROMPT -n $GEN -b 512 -ub 512 -r $REPEAT\`,
-  one warm-up run, median of the $REPEAT runs' tok/s; flash attention and the KV cache
+  by bench/llamacpp/build-llama-bench.sh): \`llama-bench -t $THREADS -p $PROMPT -n $GEN -b 512 -ub 512 -r 1\`
+  $REPEAT times, each after an idlegrid run, each with its warm-up run; median of the
+  $REPEAT runs' tok/s; flash attention and the KV cache
   type at llama.cpp's defaults (auto, f16; idlegrid's KV cache is f32). These are the
   figures idlegrid is judged against below.
 - **via node-llama-cpp** (bench/llamacpp/bench.mjs: the addon's batch and decode calls,
@@ -437,7 +464,7 @@ for t in "${TYPES[@]}"; do
     echo "- ${LABEL[$t]}: not available — ${UNAVAILABLE[$t]:-no result}"
     continue
   fi
-  echo "- ${LABEL[$t]}: prefill $(j "$t" '[.prefill_runs_tok_s[] | . * 10 | round / 10] | join(", ")') tok/s; decode $(j "$t" '[.decode_runs_tok_s[] | . * 10 | round / 10] | join(", ")') tok/s; bandwidth $(calc '%.2f' "$(j "$t" .bandwidth_gb_s)") GB/s"
+  echo "- ${LABEL[$t]}: prefill $(j "$t" '[.prefill_runs_tok_s[] | . * 10 | round / 10] | join(", ")') tok/s; decode $(j "$t" '[.decode_runs_tok_s[] | . * 10 | round / 10] | join(", ")') tok/s; bandwidth $(j "$t" '[(.bandwidth_runs_gb_s // [.bandwidth_gb_s])[] | . * 100 | round / 100] | join(", ")') GB/s (median $(calc '%.2f' "$(j "$t" .bandwidth_gb_s)"))"
 done
 for t in "${TYPES[@]}"; do
   if [ -f "$CACHE/$t.llamabench.json" ]; then
@@ -462,7 +489,7 @@ cat <<EOF
 \`\`\`sh
 make bench            # builds, makes the models once (cached in build/bench-models), measures, writes this file
 IG_BENCH_FRESH=1 make bench   # also remakes the models
-# one model by hand:
+# one model by hand (make bench alternates single runs of the two engines instead):
 ./build/idlegrid model synth base.gguf ${SHAPE[*]} --type f16
 ./build/idlegrid model quantize base.gguf q8.gguf q8_0
 ./build/idlegrid bench -m q8.gguf --threads $THREADS --prompt $PROMPT --gen $GEN --repeat $REPEAT

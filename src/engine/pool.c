@@ -19,10 +19,20 @@
 #include <time.h>
 
 #define IG_POOL_MAX_THREADS 256
-/* How long a worker polls for the next job after finishing one before sleeping; after
- * the first IG_POOL_PAUSE_NS it yields the CPU between polls, so on a busy machine a
- * polling worker gives its core to whoever else is runnable (often our own caller). */
-#define IG_POOL_SPIN_NS 200000L
+/* How long a worker polls for the next job after finishing one (and the caller for the
+ * workers) before sleeping; after the first IG_POOL_PAUSE_NS it yields the CPU between
+ * polls, so on a busy machine a polling worker gives its core to whoever else is
+ * runnable (often our own caller). Waking a sleeper costs more than the wait on a VM:
+ * the futex wake-up of a thread whose vCPU has halted is an inter-processor interrupt
+ * through the hypervisor, measured at 0.1-1 ms here (bench/wake_cost.c). With 0.2 ms
+ * of polling, a 2-thread decode on such a VM, whose vCPUs are also descheduled for
+ * milliseconds at a time, ran at 13-27 tok/s on the Q4_0 benchmark model against
+ * 38-83 with 5 ms (alternated runs, same minutes): the pauses between a decode step's
+ * jobs (sampling, a stolen vCPU) outlast 0.2 ms and every one then paid a wake-up. An
+ * idle pool still sleeps after 5 ms. */
+#ifndef IG_POOL_SPIN_NS
+#define IG_POOL_SPIN_NS 5000000L
+#endif
 #define IG_POOL_PAUSE_NS 20000L
 
 struct ig_pool {
