@@ -544,17 +544,10 @@ IG_ATTENTION_CLONES static void attention_worker(void *arg, int thread, int n_th
          * (the V rows as F32: the cache's own, or converted once per item); past the
          * first token's position some lanes are done, and keep their value exactly
          * (selected, not added to) */
-        const float *vrows = rowbuf;
-        size_t vstride = (size_t)hd;
-        if (c->kv_type == IG_TYPE_F32) {
-            vrows = (const float *)(kv_row(c, c->v_cache, job->layer, 0) + (size_t)kvh * c->kv_head_bytes);
-            vstride = c->kv_row_bytes / sizeof(float);
-        } else {
-            for (int32_t j = 0; j <= last; j++)
-                c->k->to_float[IG_TYPE_F16](kv_row(c, c->v_cache, job->layer, j) +
-                                                (size_t)kvh * c->kv_head_bytes,
-                                            rowbuf + (size_t)j * hd, hd);
-        }
+        const float *vrows = kv_head(c, c->v_cache, job->layer, 0, kvh, rowbuf);
+        const size_t vstride = c->kv_type == IG_TYPE_F32 ? c->kv_row_bytes / sizeof(float) : (size_t)hd;
+        for (int32_t j = 1; c->kv_type != IG_TYPE_F32 && j <= last; j++)
+            kv_head(c, c->v_cache, job->layer, j, kvh, rowbuf + (size_t)j * hd);
         for (int g = 0; g < ng; g++) {
             const float *a_g = sc + (size_t)g * c->n_ctx * ATT_LANES;
             float *o = ot + (size_t)g * hd * ATT_LANES;
