@@ -23,7 +23,7 @@ int ig_cmd_node(int argc, char **argv)
         {"slots", 0, IG_FLAG_INT, &slots, "N", "concurrent jobs, one engine context each (default 1; synthetic 4)"},
         {"threads", 't', IG_FLAG_INT, &threads, "N", "engine threads per slot (default: CPUs / slots)"},
         {"ctx", 0, IG_FLAG_INT, &n_ctx, "N", "context length per slot (default: the model's, at most 4096)"},
-        {"flush-ms", 0, IG_FLAG_INT, &flush_ms, "MS", "longest a token waits to share a frame with the next (default 50; 0: every token at once)"},
+        {"flush-ms", 0, IG_FLAG_INT, &flush_ms, "MS", "send a job's later tokens together, one frame per MS (default 50; 0: every token at once)"},
         {"data", 0, IG_FLAG_STRING, &data, "DIR", "key pair and enrolment record (default ./idlegrid-node)"},
         {"enroll-token", 0, IG_FLAG_STRING, &token, "T", "one-time enrolment token (first start)"},
         {"enroll-token-file", 0, IG_FLAG_STRING, &token_file, "FILE", "one token per line, one per simulated node (--count)"},

@@ -89,12 +89,11 @@ static size_t utf8_sanitize(const char *src, size_t len, char *dst)
 
 /* ---- the worker ---- */
 
-/* A token produced but not sent yet: its texts live in the job's text buffer (offsets,
- * since the buffer grows). */
+/* Where a pending token's texts start in the job's text buffer (offsets, since the
+ * buffer grows; the token's pointers are set when its frame is sent). */
 typedef struct {
-    ig_net_token t;
-    size_t text_off, top_off[IG_MAX_TOP_LOGPROBS];
-} pend_item;
+    size_t text, top[IG_MAX_TOP_LOGPROBS];
+} pend_offsets;
 
 #define PEND_TEXT_MAX (64 * 1024) /* a frame's texts, before JSON escaping (limit 1 MiB) */
 
@@ -108,7 +107,8 @@ typedef struct {
     bool link_lost;      /* the link is going: the link thread cancels the job */
     char send_error[600];
     /* tokens not sent yet (coalesced: see flush_pending) */
-    pend_item *items;    /* NODE_FRAME_ITEMS */
+    ig_net_token *items; /* NODE_FRAME_ITEMS */
+    pend_offsets *offs;  /* NODE_FRAME_ITEMS */
     int32_t n_items;
     char *text;
     size_t text_len, text_cap;
@@ -123,23 +123,15 @@ static bool flush_pending(gen_state *g)
     slot *s = g->s;
     if (g->n_items == 0)
         return true;
-    ig_net_token *items = malloc(sizeof *items * (size_t)g->n_items);
-    if (!items) {
-        g->send_failed = true;
-        snprintf(g->send_error, sizeof g->send_error, "out of memory for a frame of %d tokens",
-                 g->n_items);
-        return false;
-    }
     for (int32_t i = 0; i < g->n_items; i++) {
-        items[i] = g->items[i].t;
-        items[i].text = g->text + g->items[i].text_off;
-        for (int32_t k = 0; k < items[i].n_top; k++)
-            items[i].top[k].text = g->text + g->items[i].top_off[k];
+        g->items[i].text = g->text + g->offs[i].text;
+        for (int32_t k = 0; k < g->items[i].n_top; k++)
+            g->items[i].top[k].text = g->text + g->offs[i].top[k];
     }
     ig_msg m;
     ig_msg_init(&m, IG_MSG_TOKENS);
     m.tokens.job_id = s->job_id;
-    m.tokens.items = items;
+    m.tokens.items = g->items;
     m.tokens.n_items = g->n_items;
     ig_err err;
     ig_err_clear(&err);
@@ -155,7 +147,6 @@ static bool flush_pending(gen_state *g)
         }
     }
     pthread_mutex_unlock(&s->mu);
-    free(items);
     g->n_items = 0;
     g->text_len = 0;
     g->last_flush_us = now_us();
@@ -192,9 +183,10 @@ static bool pend_reserve(gen_state *g, size_t need)
 }
 
 /* Each token joins the pending frame; the frame goes out with the job's first token
- * (time to first token), when the oldest pending token has waited the node's flush
- * interval (--flush-ms; 0 sends every token at once), when it is full, and at the
- * end of the job. On a link where a send is costly (on a VM, one loopback send that
+ * (time to first token), with the first token produced once the node's flush interval
+ * (--flush-ms; 0 sends every token at once) has passed since the previous frame, when
+ * it is full, and at the end of the job. A token thus waits at most the interval plus
+ * one token's time. On a link where a send is costly (on a VM, one loopback send that
  * wakes the coordinator on another vCPU took ~0.1-1 ms) this bounds the link's share
  * of the engine's time, while the time to first token and the order, indices and
  * bytes of the tokens stay what they were. */
@@ -220,23 +212,24 @@ static bool on_event(void *user, const ig_gen_event *ev)
         snprintf(g->send_error, sizeof g->send_error, "out of memory for a token of %zu bytes", need);
         return false;
     }
-    pend_item *pi = &g->items[g->n_items++];
-    memset(pi, 0, sizeof *pi);
-    pi->t.id = ev->token;
-    pi->t.logprob = ev->logprob;
-    pi->text_off = g->text_len;
-    pi->t.text_len = utf8_sanitize(ev->text ? ev->text : "", ev->text ? ev->text_len : 0,
-                                   g->text + g->text_len);
-    g->text_len += pi->t.text_len + 1;
-    pi->t.n_top = ev->n_top < IG_MAX_TOP_LOGPROBS ? ev->n_top : IG_MAX_TOP_LOGPROBS;
-    for (int32_t k = 0; k < pi->t.n_top; k++) {
+    ig_net_token *t = &g->items[g->n_items];
+    pend_offsets *off = &g->offs[g->n_items++];
+    memset(t, 0, sizeof *t);
+    t->id = ev->token;
+    t->logprob = ev->logprob;
+    off->text = g->text_len;
+    t->text_len = utf8_sanitize(ev->text ? ev->text : "", ev->text ? ev->text_len : 0,
+                                g->text + g->text_len);
+    g->text_len += t->text_len + 1;
+    t->n_top = ev->n_top < IG_MAX_TOP_LOGPROBS ? ev->n_top : IG_MAX_TOP_LOGPROBS;
+    for (int32_t k = 0; k < t->n_top; k++) {
         size_t nb = ig_token_bytes(tok, ev->top[k].id, bytes, sizeof bytes);
         if (nb > sizeof bytes)
             nb = sizeof bytes;
-        ig_net_top_token *tt = &pi->t.top[k];
+        ig_net_top_token *tt = &t->top[k];
         tt->id = ev->top[k].id;
         tt->logprob = ev->top[k].logprob;
-        pi->top_off[k] = g->text_len;
+        off->top[k] = g->text_len;
         tt->text_len = utf8_sanitize(bytes, nb, g->text + g->text_len);
         g->text_len += tt->text_len + 1;
     }
@@ -267,7 +260,8 @@ static void run_job(slot *s, ig_msg_job *j)
     ig_finish finish = IG_FINISH_NONE;
     gen_state g = {.s = s, .deadline_ms = j->deadline_ms > 0 ? t0 + j->deadline_ms : 0};
     g.items = malloc(sizeof *g.items * NODE_FRAME_ITEMS);
-    if (!g.items) {
+    g.offs = malloc(sizeof *g.offs * NODE_FRAME_ITEMS);
+    if (!g.items || !g.offs) {
         free(prompt);
         prompt = NULL;
     }
@@ -320,6 +314,7 @@ out:;
     s->frames = g.frames;
     pthread_mutex_unlock(&s->mu);
     free(g.items);
+    free(g.offs);
     free(g.text);
     event_active(s->wake_ev, EV_READ, 0);
 }

@@ -45,8 +45,9 @@ typedef struct {
     int32_t backoff_min_ms;    /* first reconnect delay; 0 = 500 */
     int32_t backoff_max_ms;    /* cap; 0 = 30000 */
     int32_t measure_tokens;    /* tokens decoded for the start-up speed measurement; 0 = 16 */
-    int32_t flush_ms;          /* longest a produced token waits to share a frame with the next
-                                  ones; 0 = IG_NODE_FLUSH_MS, < 0 = every token at once */
+    int32_t flush_ms;          /* a job's later tokens go out together, one frame per this many
+                                  ms (first token, full frames and the last at once);
+                                  0 = IG_NODE_FLUSH_MS, < 0 = every token at once */
 } ig_node_config;
 
 typedef struct ig_node ig_node;

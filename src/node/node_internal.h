@@ -102,7 +102,7 @@ struct ig_node {
     ig_model *model;
     int32_t n_ctx;
     int32_t threads;
-    int32_t flush_ms;     /* engine jobs: longest a produced token waits to be sent (0: none) */
+    int32_t flush_ms;     /* engine jobs: ms per tokens frame (0: every token at once) */
     double tokens_per_second;
     struct event_base *base;
     struct ssl_ctx_st *tls;
