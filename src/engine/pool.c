@@ -26,8 +26,8 @@
  * the futex wake-up of a thread whose vCPU has halted is an inter-processor interrupt
  * through the hypervisor, measured at 0.1-1 ms here (bench/wake_cost.c). With 0.2 ms
  * of polling, a 2-thread decode on such a VM, whose vCPUs are also descheduled for
- * milliseconds at a time, ran at 13-27 tok/s on the Q4_0 benchmark model against
- * 38-83 with 5 ms (alternated runs, same minutes): the pauses between a decode step's
+ * milliseconds at a time, ran at 15-27 tok/s on the Q4_0 benchmark model against
+ * 66-83 with 5 ms (alternated runs, same minutes; bench/PROFILE.md): the pauses between a decode step's
  * jobs (sampling, a stolen vCPU) outlast 0.2 ms and every one then paid a wake-up. An
  * idle pool still sleeps after 5 ms. */
 #ifndef IG_POOL_SPIN_NS
