@@ -244,6 +244,18 @@ for f in sse4_2 avx avx2 fma f16c avx512f avx512bw avx512vl avx512_vnni avx512_b
 done
 missing512=$(grep -qw avx512f <<<"$flags" && echo "" || echo " (no AVX-512)")
 mem=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+# The highest cache level cpu0 reports (sysfs), its size and the CPUs sharing it.
+llc="not reported"
+for d in /sys/devices/system/cpu/cpu0/cache/index*; do
+  [ -r "$d/level" ] && [ -r "$d/size" ] || continue
+  [ "$(cat "$d/type" 2>/dev/null)" = Instruction ] && continue
+  lv=$(cat "$d/level")
+  if [ "$llc" = "not reported" ] || [ "$lv" -gt "${llc_level:-0}" ]; then
+    llc_level=$lv
+    kib=$(tr -d K <"$d/size")
+    llc="L$lv, $(calc '%.0f' "$kib / 1024") MiB, shared by CPUs $(cat "$d/shared_cpu_list" 2>/dev/null || echo '?')"
+  fi
+done
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=$(git diff --quiet HEAD -- src 2>/dev/null && echo "" || echo " (with uncommitted changes)")
 when=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -283,7 +295,10 @@ alike:
   and of the roofline counting the whole file per token ("file"), which is how
   llama.cpp's "84 % of the roofline" for Q8_0 was computed (98 tok/s × 262 MB /
   30.8 GB/s); the file convention also counts the 32000-row embedding table that a
-  token does not read, so it reads higher.
+  token does not read, so it reads higher. The probe's buffer is larger than the
+  last-level cache (below), so the bandwidth is memory's; where that cache is nearly as
+  large as a model, part of the weights is still in it when the next token reads them,
+  and decode can pass the roofline.
 
 ## The machine
 
@@ -293,6 +308,7 @@ alike:
 | SIMD | ${simd% }$missing512 |
 | kernels used | $( [ -n "$first" ] && j "$first" .kernels || echo "n/a") |
 | memory | $mem |
+| last-level cache | $llc |
 | read bandwidth | $( [ -n "$first" ] && calc '%.1f GB/s' "$(j "$first" .bandwidth_gb_s)" || echo "n/a") (measured in the first run; each run's own below) |
 | load average | $load_before before, $load_after after (1, 5, 15 min) |
 
