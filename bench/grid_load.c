@@ -18,7 +18,13 @@
  *    Synthetic tokens are single words with one leading space, so the tokens an event
  *    carries are counted by the spaces in its text (--count spaces).
  *
- * Output: one JSON object on stdout. Limits: at most 20000 streams, 100 rounds,
+ * With --stdin (gateway benchmark), a round starts for each line read on stdin, whose
+ * number is that round's --max-tokens, and prints its run object on one line as soon as
+ * it ends: the benchmark alternates these with runs of the engine alone, and a client
+ * that stays up keeps its own first-request costs (page faults, lazy binding, on a
+ * VM several ms) out of the runs it times.
+ *
+ * Output: one JSON object on stdout. Limits: at most 20000 streams, 1000 rounds,
  * 1 MiB of unparsed event text per stream. */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -35,7 +41,7 @@
 #include <time.h>
 
 #define MAX_STREAMS 20000
-#define MAX_ROUNDS 100
+#define MAX_ROUNDS 1000
 #define MAX_PENDING (1u << 20)
 
 typedef struct {
@@ -57,6 +63,7 @@ typedef struct {
 static struct {
     const char *host, *key, *model, *prompt, *path;
     int port, streams, rounds, max_tokens, ramp_ms, timeout_s;
+    bool from_stdin;
     double rate;
     bool count_spaces;
 } opt;
@@ -306,12 +313,32 @@ static void print_num(const char *name, double v, const char *sep)
         printf("\"%s\":%.4f%s", name, v, sep);
 }
 
+/* The run object of round r's first stream (the gateway benchmark's runs). */
+static void print_run(int r, const char *sep)
+{
+    stream *s = &S[(size_t)r * (size_t)opt.streams];
+    /* the usage chunk counts every token, also those that released no text */
+    long n = s->usage_tokens > 0 ? s->usage_tokens : s->tokens;
+    double dec = n > 1 && s->t_last > s->t_first ? (double)(n - 1) / (s->t_last - s->t_first) : NAN;
+    printf("%s{\"ok\":%s,\"tokens\":%ld,\"usage_tokens\":%ld,\"events\":%ld,", sep,
+           s->ok ? "true" : "false", s->tokens, s->usage_tokens, s->events);
+    print_num("ttft_ms", s->ok ? (s->t_first - s->t_req) * 1e3 : NAN, ",");
+    print_num("total_ms", s->ok ? (s->t_last - s->t_req) * 1e3 : NAN, ",");
+    print_num("decode_tok_s", dec, ",");
+    printf("\"error\":\"");
+    for (const char *e = s->err; *e; e++)
+        if (*e != '"' && *e != '\\' && (unsigned char)*e >= 0x20)
+            putchar(*e);
+    printf("\"}");
+}
+
 static void usage(void)
 {
     fprintf(stderr,
             "usage: grid_load --port P --key KEY [--host H] [--model M] [--prompt TEXT]\n"
             "                 [--streams N] [--rounds R] [--max-tokens T] [--rate TOK_PER_S]\n"
-            "                 [--ramp-ms MS] [--timeout-s S] [--count spaces|events] [--dump FILE]\n");
+            "                 [--ramp-ms MS] [--timeout-s S] [--count spaces|events] [--dump FILE]\n"
+            "                 [--stdin]\n");
     exit(2);
 }
 
@@ -330,7 +357,7 @@ int main(int argc, char **argv)
         {"model", 1, 0, 'm'},   {"prompt", 1, 0, 'P'},    {"streams", 1, 0, 'n'},
         {"rounds", 1, 0, 'r'},  {"max-tokens", 1, 0, 't'}, {"rate", 1, 0, 'R'},
         {"ramp-ms", 1, 0, 'a'}, {"timeout-s", 1, 0, 'T'}, {"count", 1, 0, 'c'},
-        {"dump", 1, 0, 'd'},
+        {"dump", 1, 0, 'd'},    {"stdin", 0, 0, 's'},
         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -346,6 +373,7 @@ int main(int argc, char **argv)
         case 'R': opt.rate = atof(optarg); break;
         case 'a': opt.ramp_ms = atoi(optarg); break;
         case 'T': opt.timeout_s = atoi(optarg); break;
+        case 's': opt.from_stdin = true; break;
         case 'd':
             dump = fopen(optarg, "w");
             if (!dump)
@@ -377,12 +405,28 @@ int main(int argc, char **argv)
     evtimer_add(timeout_ev, &tl);
     double t_start = now_s();
     for (cur_round = 0; cur_round < opt.rounds; cur_round++) {
+        if (opt.from_stdin) {
+            char line[64];
+            if (!fgets(line, sizeof line, stdin))
+                break;
+            opt.max_tokens = atoi(line);
+            if (opt.max_tokens < 1)
+                die("--stdin: each line must be a token count of at least 1");
+            evtimer_add(timeout_ev, &tl); /* the limit is per round here */
+        }
         ramp_next = 0;
         event_active(ramp_ev, EV_TIMEOUT, 0);
         event_base_dispatch(base);
+        if (opt.from_stdin) {
+            print_run(cur_round, "");
+            printf("\n");
+            fflush(stdout);
+        }
         if (n_open > 0)
             break; /* time limit */
     }
+    if (opt.from_stdin)
+        return n_open > 0 ? 1 : 0;
     double t_end = now_s();
 
     /* ---- results ---- */
@@ -485,22 +529,8 @@ int main(int argc, char **argv)
     printf("\"events\":%ld,\"multi_token_events\":%ld,", n_events, n_multi);
     /* per round (the gateway benchmark's runs): first stream of each round */
     printf("\"runs\":[");
-    for (int r = 0; r < opt.rounds; r++) {
-        stream *s = &S[(size_t)r * (size_t)opt.streams];
-        /* the usage chunk counts every token, also those that released no text */
-        long n = s->usage_tokens > 0 ? s->usage_tokens : s->tokens;
-        double dec = n > 1 && s->t_last > s->t_first ? (double)(n - 1) / (s->t_last - s->t_first) : NAN;
-        printf("%s{\"ok\":%s,\"tokens\":%ld,\"usage_tokens\":%ld,\"events\":%ld,", r ? "," : "",
-               s->ok ? "true" : "false", s->tokens, s->usage_tokens, s->events);
-        print_num("ttft_ms", s->ok ? (s->t_first - s->t_req) * 1e3 : NAN, ",");
-        print_num("total_ms", s->ok ? (s->t_last - s->t_req) * 1e3 : NAN, ",");
-        print_num("decode_tok_s", dec, ",");
-        printf("\"error\":\"");
-        for (const char *e = s->err; *e; e++)
-            if (*e != '"' && *e != '\\' && (unsigned char)*e >= 0x20)
-                putchar(*e);
-        printf("\"}");
-    }
+    for (int r = 0; r < opt.rounds; r++)
+        print_run(r, r ? "," : "");
     printf("],\"errors\":[");
     int shown = 0;
     for (long i = 0; i < total && shown < 5; i++) {

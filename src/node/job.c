@@ -138,6 +138,10 @@ static bool flush_pending(gen_state *g)
     ig_code rc = IG_OK;
     bool written = true;
     pthread_mutex_lock(&s->mu);
+    /* `accept` first: the link thread sends it right after starting us, so this waits
+     * only if the prefill took less time than that send */
+    while (s->accept_pending && s->send_conn && !atomic_load(&s->cancel) && !s->quit)
+        pthread_cond_wait(&s->cv, &s->mu);
     if (!atomic_load(&s->cancel) && !s->quit && s->send_conn) {
         m.tokens.index = s->next_index;
         rc = ig_net_conn_send_threadsafe(s->send_conn, &m, &written, &err);
@@ -562,10 +566,21 @@ void node_job_start(slot *s, ig_msg *job)
     s->has_job = true;
     s->finished = false;
     s->send_conn = node_slot_can_send(s) ? s->link->conn : NULL;
+    s->accept_pending = true;
     atomic_store(&s->cancel, false);
     pthread_mutex_unlock(&s->mu);
     /* after unlocking: a worker woken on this core would otherwise run only to wait
      * for the lock we still hold */
+    pthread_cond_broadcast(&s->cv);
+}
+
+void node_job_accepted(slot *s)
+{
+    if (s->node->cfg.synthetic)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->accept_pending = false;
+    pthread_mutex_unlock(&s->mu);
     pthread_cond_broadcast(&s->cv);
 }
 
@@ -577,6 +592,7 @@ int64_t node_job_stop_output(slot *s)
     s->send_conn = NULL;
     int64_t sent = s->next_index;
     pthread_mutex_unlock(&s->mu);
+    pthread_cond_broadcast(&s->cv); /* a worker waiting for `accept` sends nothing now */
     return sent;
 }
 

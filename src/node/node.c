@@ -189,18 +189,23 @@ static void handle_job(node_link *l, ig_msg *m)
         ig_msg_deinit(m);
         return;
     }
-    ig_msg a;
-    ig_msg_init(&a, IG_MSG_ACCEPT);
-    a.accept.job_id = j->job_id;
-    ig_net_conn_send(l->conn, &a, NULL);
     json_t *f = json_object();
     json_object_set_new(f, "job_id", json_string(j->job_id));
     json_object_set_new(f, "slot", json_integer(free_slot->index));
     json_object_set_new(f, "kind", json_string(j->kind == IG_JOB_CHAT ? "chat" : "completion"));
     json_object_set_new(f, "resume", json_integer(j->n_resume));
     json_object_set_new(f, "max_tokens", json_integer(j->params.max_tokens));
-    log_link(n->cfg.synthetic ? IG_LOG_DEBUG : IG_LOG_INFO, l, "job_start", f);
+    /* The engine starts before `accept` goes out: on a VM that send wakes the
+     * coordinator's vCPU through the hypervisor (~0.1-1 ms, build/wake_cost), time the
+     * worker can spend on the prompt on another core. It holds its first frame until
+     * node_job_accepted, so `accept` still precedes the job's `tokens`. */
     node_job_start(free_slot, m); /* takes the message */
+    ig_msg a;
+    ig_msg_init(&a, IG_MSG_ACCEPT);
+    a.accept.job_id = free_slot->job_id;
+    ig_net_conn_send(l->conn, &a, NULL);
+    node_job_accepted(free_slot);
+    log_link(n->cfg.synthetic ? IG_LOG_DEBUG : IG_LOG_INFO, l, "job_start", f);
 }
 
 static void handle_cancel(node_link *l, const char *job_id)

@@ -59,6 +59,8 @@ typedef struct {
     bool quit;
     ig_net_conn *send_conn;   /* where the worker sends tokens; NULL = output stopped
                                  (set and cleared by the link thread) */
+    bool accept_pending;      /* the link thread has not sent `accept` yet: the worker
+                                 waits before its first frame */
     bool finished;            /* the worker is done with job */
     ig_code job_rc;
     char job_error[512];
@@ -119,8 +121,12 @@ struct ig_node {
 /* job.c */
 ig_code node_slot_init(ig_node *n, node_link *l, slot *s, int index, ig_err *err);
 void node_slot_deinit(slot *s);
-/* Starts a job (already accepted) on a free slot; takes ownership of *job. */
+/* Starts a job on a free slot; takes ownership of *job. The engine worker starts at
+ * once, but holds its first token frame until node_job_accepted: the link thread sends
+ * `accept` while the engine already computes, and `accept` still precedes `tokens`. */
 void node_job_start(slot *s, ig_msg *job);
+/* The job's `accept` frame has been sent (or will never be): its tokens may follow. */
+void node_job_accepted(slot *s);
 /* Stops a job's output: the worker is told to stop; the slot frees itself when it has. */
 void node_job_cancel(slot *s);
 /* Stops the worker's token frames at once (before a handback); returns the number of
