@@ -300,7 +300,7 @@ int ig_cmd_bench(int argc, char **argv)
         {"repeat", 'r', IG_FLAG_INT, &o.repeat, "R", "timed runs of each, median reported (default 3)"},
         {"batch", 0, IG_FLAG_INT, &o.batch, "N", "most tokens per forward pass (default: the prompt, at most 512)"},
         {"kv", 0, IG_FLAG_STRING, &o.kv, "T", "KV cache type: f32 or f16 (default: the engine's)"},
-        {"kernels", 0, IG_FLAG_STRING, &o.kernels, "ISA", "kernel set: scalar, avx2, avx512, neon (default: fastest)"},
+        {"kernels", 0, IG_FLAG_STRING, &o.kernels, "ISA", "kernel set: scalar, avx2, avx512, amx, neon (default: fastest)"},
         {"bw-mb", 0, IG_FLAG_INT, &o.bw_mb, "MB", "bandwidth probe buffer in MiB (default 512)"},
         {"bw-seconds", 0, IG_FLAG_FLOAT, &o.bw_seconds, "S", "bandwidth probe duration (default 1)"},
         {"json", 0, IG_FLAG_BOOL, &o.json, NULL, "print one JSON object"},

@@ -96,7 +96,7 @@ int ig_cmd_generate(int argc, char **argv)
         {"ctx", 'c', IG_FLAG_INT, &n_ctx, "N", "context size; 0 = the model's (default 0)"},
         {"stop", 0, IG_FLAG_MULTI, &stops, "STR", "stop before this text (repeatable, up to 8)"},
         {"kv-type", 0, IG_FLAG_STRING, &kv, "TYPE", "KV cache type: f32 or f16 (default f32)"},
-        {"kernels", 0, IG_FLAG_STRING, &kernels, "ISA", "kernel set: scalar, avx2, avx512, neon (default: fastest)"},
+        {"kernels", 0, IG_FLAG_STRING, &kernels, "ISA", "kernel set: scalar, avx2, avx512, amx, neon (default: fastest)"},
     };
     const ig_cli_spec spec = {
         "idlegrid generate -m MODEL -p PROMPT [options]",

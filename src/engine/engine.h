@@ -333,7 +333,7 @@ int32_t ig_ctx_n_past(const ig_ctx *c);
 int32_t ig_ctx_n_ctx(const ig_ctx *c);
 /* Forgets positions >= n_past (n_past <= current), e.g. to reuse a shared prefix. */
 void ig_ctx_truncate(ig_ctx *c, int32_t n_past);
-/* The kernel set in use ("scalar", "avx2", "avx512", "neon"). */
+/* The kernel set in use ("scalar", "avx2", "avx512", "amx", "neon"). */
 const char *ig_ctx_kernels(const ig_ctx *c);
 
 /* Runs tokens[0..n) at positions n_past.. and appends them to the KV cache. Logits are

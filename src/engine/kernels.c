@@ -18,6 +18,8 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #define IG_X86 1
 #elif defined(__aarch64__)
 #define IG_ARM64 1
@@ -27,8 +29,8 @@
 
 static ig_kernels g_scalar;
 #if IG_X86
-static ig_kernels g_avx2, g_avx512;
-static bool g_has_avx2, g_has_avx512;
+static ig_kernels g_avx2, g_avx512, g_amx;
+static bool g_has_avx2, g_has_avx512, g_has_amx;
 #endif
 #if IG_ARM64
 static ig_kernels g_neon;
@@ -63,6 +65,17 @@ static void detect_x86(void)
     g_has_avx2 = os_avx && avx2 && fma && f16c;
     g_has_avx512 =
         g_has_avx2 && os_avx512 && avx512f && avx512dq && avx512bw && avx512vl && vnni;
+    /* AMX: CPUID.7.0:EDX bits 24 (tile) and 25 (int8), the OS managing the tile
+     * configuration and data (XCR0 bits 17, 18), and Linux's per-process permission
+     * for the tile data, which is asked for once here (ARCH_REQ_XCOMP_PERM). */
+    bool amx_tile = d & (1u << 24), amx_int8 = d & (1u << 25);
+    bool os_amx = (xcr0 & 0x60000) == 0x60000;
+    if (g_has_avx512 && amx_tile && amx_int8 && os_amx) {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+        enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+        g_has_amx = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#endif
+    }
 }
 #endif
 
@@ -75,6 +88,8 @@ static void init_sets(void)
     ig_kernels_fill_avx2(&g_avx2);
     g_avx512 = g_scalar;
     ig_kernels_fill_avx512(&g_avx512);
+    g_amx = g_scalar;
+    ig_kernels_fill_amx(&g_amx);
 #endif
 #if IG_ARM64
     g_neon = g_scalar;
@@ -102,6 +117,8 @@ const ig_kernels *ig_kernels_by_name(const char *isa)
         return g_has_avx2 ? &g_avx2 : NULL;
     if (strcmp(isa, "avx512") == 0)
         return g_has_avx512 ? &g_avx512 : NULL;
+    if (strcmp(isa, "amx") == 0)
+        return g_has_amx ? &g_amx : NULL;
 #endif
 #if IG_ARM64
     if (strcmp(isa, "neon") == 0)
@@ -114,6 +131,8 @@ const ig_kernels *ig_kernels_best(void)
 {
     pthread_once(&g_once, init_sets);
 #if IG_X86
+    if (g_has_amx)
+        return &g_amx;
     if (g_has_avx512)
         return &g_avx512;
     if (g_has_avx2)

@@ -69,7 +69,7 @@ typedef void (*ig_gemm_fn)(int64_t n, float *y, int64_t ldy, const void *w, size
                            int64_t nr, const void *x, size_t x_stride, int64_t nt);
 
 typedef struct {
-    const char *isa; /* "scalar", "avx2", "avx512", "neon" */
+    const char *isa; /* "scalar", "avx2", "avx512", "amx", "neon" */
     ig_vec_dot_fn vec_dot[IG_TYPE_COUNT];
     ig_from_float_fn from_float[IG_TYPE_COUNT];
     ig_to_float_fn to_float[IG_TYPE_COUNT];
@@ -130,6 +130,9 @@ void ig_kernels_fill_ref(ig_kernels *k);
 void ig_kernels_fill_avx2(ig_kernels *k);
 /* AVX-512 F/BW/VL/DQ + VNNI; the "avx512" set is offered when the CPU and OS have them. */
 void ig_kernels_fill_avx512(ig_kernels *k);
+/* The avx512 set plus AMX-TILE + AMX-INT8 for block-32 prefill; the "amx" set is
+ * offered when the CPU has them and the OS grants the process the tile state. */
+void ig_kernels_fill_amx(ig_kernels *k);
 #endif
 #if defined(__aarch64__)
 void ig_kernels_fill_neon(ig_kernels *k);

@@ -19,7 +19,7 @@
 static const ig_type WEIGHT_TYPES[] = {IG_TYPE_F32,  IG_TYPE_F16,  IG_TYPE_BF16, IG_TYPE_Q8_0,
                                        IG_TYPE_Q4_0, IG_TYPE_Q4_K, IG_TYPE_Q6_K};
 #define N_WEIGHT_TYPES (int)(sizeof WEIGHT_TYPES / sizeof WEIGHT_TYPES[0])
-static const char *const ISAS[] = {"avx2", "avx512", "neon"};
+static const char *const ISAS[] = {"avx2", "avx512", "amx", "neon"};
 
 /* Every SIMD set this machine runs: the named ones, and on aarch64 also NEON without
  * the dot-product instructions (the named "neon" set uses them when the CPU has them,
@@ -266,28 +266,12 @@ static void test_best_set_is_simd_when_the_cpu_has_it(void)
 }
 
 #if defined(__x86_64__)
-/* The "avx512" set is offered exactly when the CPU has what it is compiled for
- * (asked here through the compiler's own CPU probe, not the engine's) and is then the
- * best set. Its matmul - decode rows, prefill tiles, rows of any block count - equals,
- * bit for bit, the scalar reference for every quantized type (the block-32 kernels
- * keep the reference's per-block float expression and order, the K-quants too) and
- * the avx2 set for the float types (the same source): a job can move between such
- * nodes and continue with the same tokens. */
-static void test_avx512_set_is_offered_on_avx512_cpus_and_equals_the_reference_bit_for_bit(void)
+/* Set k's matmul against the scalar reference (quantized types) and the avx2 set
+ * (float types), bit for bit, over rows of many block counts and token counts that
+ * cover decode, the tiles' remainders and several token tiles. */
+static void check_set_equals_reference(const ig_kernels *k)
 {
-    __builtin_cpu_init();
-    bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("avx512vnni");
-    const ig_kernels *k512 = ig_kernels_by_name("avx512"), *k2 = ig_kernels_by_name("avx2");
-    IG_CHECK((k512 != NULL) == has, "avx512 set %s, but the CPU %s AVX-512 VNNI",
-             k512 ? "offered" : "not offered", has ? "has" : "lacks");
-    if (!k512) {
-        IG_SKIP("this CPU has no AVX-512 VNNI: the avx512 set cannot run here");
-        return;
-    }
-    IG_CHECK(ig_kernels_best() == k512, "best set is %s, not avx512", ig_kernels_best()->isa);
-    IG_CHECK(strcmp(k512->isa, "avx512") == 0, "avx512 set calls itself %s", k512->isa);
+    const ig_kernels *k2 = ig_kernels_by_name("avx2");
     ig_rng r = {512};
     enum { ROWS = 35, NT = 70 };
     const int64_t lens[] = {32, 96, 224, 256, 288, 640, 768, 1024, 2816};
@@ -306,20 +290,65 @@ static void test_avx512_set_is_offered_on_avx512_cpus_and_equals_the_reference_b
             float y2[ROWS * NT], y5[ROWS * NT];
             for (int64_t i = 0; i < ROWS; i++)
                 ig_quantize_row(wt, wf + i * n, w + i * rb, n);
-            const int64_t toks[] = {1, 2, 7, 8, 9, 21, NT};
-            for (size_t k = 0; k < sizeof toks / sizeof toks[0]; k++) {
+            const int64_t toks[] = {1, 2, 7, 8, 9, 16, 17, 21, NT};
+            for (size_t t = 0; t < sizeof toks / sizeof toks[0]; t++) {
                 const bool quantized = ig_vec_dot_type(wt) != IG_TYPE_F32;
                 const ig_kernels *want = quantized ? ig_kernels_scalar() : k2;
-                ig_matmul(NULL, want, y2, w, wt, ROWS, n, x, toks[k], scratch);
-                ig_matmul(NULL, k512, y5, w, wt, ROWS, n, x, toks[k], scratch);
-                IG_CHECK(memcmp(y2, y5, sizeof(float) * ROWS * toks[k]) == 0,
-                         "%s n=%lld, %lld tokens: avx512 differs from %s", ig_type_name(wt),
-                         (long long)n, (long long)toks[k], want->isa);
+                ig_matmul(NULL, want, y2, w, wt, ROWS, n, x, toks[t], scratch);
+                ig_matmul(NULL, k, y5, w, wt, ROWS, n, x, toks[t], scratch);
+                IG_CHECK(memcmp(y2, y5, sizeof(float) * ROWS * toks[t]) == 0,
+                         "%s n=%lld, %lld tokens: %s differs from %s", ig_type_name(wt),
+                         (long long)n, (long long)toks[t], k->isa, want->isa);
             }
             free(w), free(scratch);
         }
         free(wf), free(x);
     }
+}
+
+/* The "avx512" set is offered exactly when the CPU has what it is compiled for
+ * (asked here through the compiler's own CPU probe, not the engine's) and is then the
+ * best set, unless the amx set is offered. Its matmul - decode rows, prefill tiles,
+ * rows of any block count - equals, bit for bit, the scalar reference for every
+ * quantized type (the block-32 kernels keep the reference's per-block float
+ * expression and order, the K-quants too) and the avx2 set for the float types (the
+ * same source): a job can move between such nodes and continue with the same tokens. */
+static void test_avx512_set_is_offered_on_avx512_cpus_and_equals_the_reference_bit_for_bit(void)
+{
+    __builtin_cpu_init();
+    bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vnni");
+    const ig_kernels *k512 = ig_kernels_by_name("avx512");
+    IG_CHECK((k512 != NULL) == has, "avx512 set %s, but the CPU %s AVX-512 VNNI",
+             k512 ? "offered" : "not offered", has ? "has" : "lacks");
+    if (!k512) {
+        IG_SKIP("this CPU has no AVX-512 VNNI: the avx512 set cannot run here");
+        return;
+    }
+    const ig_kernels *amx = ig_kernels_by_name("amx");
+    IG_CHECK(ig_kernels_best() == (amx ? amx : k512), "best set is %s, not %s",
+             ig_kernels_best()->isa, amx ? "amx" : "avx512");
+    IG_CHECK(strcmp(k512->isa, "avx512") == 0, "avx512 set calls itself %s", k512->isa);
+    check_set_equals_reference(k512);
+}
+
+/* The "amx" set is offered only where the CPU has AMX-TILE and AMX-INT8 (and then, the
+ * kernel permitting, it is), and its prefill tiles equal the reference bit for bit. */
+static void test_amx_set_is_offered_on_amx_cpus_and_equals_the_reference_bit_for_bit(void)
+{
+    __builtin_cpu_init();
+    bool has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("amx-tile") &&
+               __builtin_cpu_supports("amx-int8");
+    const ig_kernels *amx = ig_kernels_by_name("amx");
+    IG_CHECK(amx == NULL || has, "amx set offered, but the CPU lacks AMX-INT8");
+    if (!amx) {
+        IG_SKIP(has ? "this CPU has AMX-INT8 but the OS did not grant the tile state"
+                    : "this CPU has no AMX-INT8: the amx set cannot run here");
+        return;
+    }
+    IG_CHECK(strcmp(amx->isa, "amx") == 0, "amx set calls itself %s", amx->isa);
+    check_set_equals_reference(amx);
 }
 #endif
 
@@ -796,6 +825,7 @@ int main(void)
     IG_RUN(test_best_set_is_simd_when_the_cpu_has_it);
 #if defined(__x86_64__)
     IG_RUN(test_avx512_set_is_offered_on_avx512_cpus_and_equals_the_reference_bit_for_bit);
+    IG_RUN(test_amx_set_is_offered_on_amx_cpus_and_equals_the_reference_bit_for_bit);
 #endif
 #if defined(__aarch64__)
     IG_RUN(test_neon_set_uses_dot_product_instructions_when_the_cpu_has_them);
