@@ -308,6 +308,23 @@ static void check_set_equals_reference(const ig_kernels *k)
     }
 }
 
+/* The "avx2" set (every x86-64 CPU with AVX2, FMA and F16C) keeps the reference's
+ * arithmetic for every quantized type too: its block-32 prefill puts eight rows in the
+ * lanes and forms each block's exact sum (maddubs, whose s16 pair sums cannot saturate
+ * on these operands, then madd), then the reference's float expression; decode rows
+ * do the same one row at a time. So it equals the scalar reference bit for bit, on
+ * every row length and token count, and a job moves between avx2 and avx512 nodes
+ * without a change in its numbers. */
+static void test_avx2_set_equals_the_reference_bit_for_bit(void)
+{
+    const ig_kernels *k2 = ig_kernels_by_name("avx2");
+    if (!k2) {
+        IG_SKIP("this CPU has no AVX2/FMA/F16C: the avx2 set cannot run here");
+        return;
+    }
+    check_set_equals_reference(k2);
+}
+
 /* The "avx512" set is offered exactly when the CPU has what it is compiled for
  * (asked here through the compiler's own CPU probe, not the engine's) and is then the
  * best set, unless the amx set is offered. Its matmul - decode rows, prefill tiles,
@@ -831,6 +848,7 @@ int main(void)
 {
     IG_RUN(test_best_set_is_simd_when_the_cpu_has_it);
 #if defined(__x86_64__)
+    IG_RUN(test_avx2_set_equals_the_reference_bit_for_bit);
     IG_RUN(test_avx512_set_is_offered_on_avx512_cpus_and_equals_the_reference_bit_for_bit);
     IG_RUN(test_amx_set_is_offered_on_amx_cpus_and_equals_the_reference_bit_for_bit);
 #endif
