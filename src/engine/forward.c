@@ -392,6 +392,23 @@ static inline const float *kv_head(const ig_ctx *c, void *cache, int layer, int3
     return buf;
 }
 
+/* Positions ahead of the score loop whose K and V rows are asked for. In decode the
+ * cache has just been pushed out of every cache level by the weights (the whole model
+ * streams through between two visits of a layer), and one item walks its head's rows
+ * at a stride of a whole cache row, one position at a time: without asking ahead each
+ * row is a miss the loop waits for. The V rows are then in cache for the V pass. */
+#define IG_ATT_PREFETCH 8
+
+static inline void kv_prefetch(const ig_ctx *c, int layer, int32_t j, int kvh)
+{
+    const char *k = kv_row(c, c->k_cache, layer, j) + (size_t)kvh * c->kv_head_bytes;
+    const char *v = kv_row(c, c->v_cache, layer, j) + (size_t)kvh * c->kv_head_bytes;
+    for (size_t off = 0; off < c->kv_head_bytes; off += 64) {
+        __builtin_prefetch(k + off);
+        __builtin_prefetch(v + off);
+    }
+}
+
 /* How the batch's queries are grouped: a work item is up to `tb` consecutive tokens x
  * `hb` query heads that share one KV head, so each K and V row is read (and, for an
  * F16 cache, converted) once for all of them, and eight queries at a time go through
@@ -493,6 +510,8 @@ IG_ATTENTION_CLONES static void attention_worker(void *arg, int thread, int n_th
          * nobody reads) */
         const att_vf vscale = {scale, scale, scale, scale, scale, scale, scale, scale};
         for (int32_t j = 0; j <= last; j++) {
+            if (j + IG_ATT_PREFETCH <= last)
+                kv_prefetch(c, job->layer, j + IG_ATT_PREFETCH, kvh);
             const float *k = kv_head(c, c->k_cache, job->layer, j, kvh, rowbuf);
             for (int g = 0; g < ng; g++) {
                 const float *q = qt + (size_t)g * hd * ATT_LANES;
