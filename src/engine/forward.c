@@ -136,17 +136,24 @@ static bool weight_types_supported(const ig_model *m, const ig_kernels *k, ig_er
     return true;
 }
 
+/* Scratch for the largest multiply: the fused ones (Q, K, V; gate, up) convert their
+ * input once per distinct vec_dot_type among their weights. */
 static size_t max_matmul_scratch(const ig_model *m, int64_t n_tok)
 {
     size_t best = ig_matmul_scratch_bytes(m->output->type, m->info.n_embd, n_tok);
     for (int il = 0; il < m->info.n_layer; il++) {
         const ig_layer *L = &m->layers[il];
-        const ig_tensor *list[] = {L->wq, L->wk, L->wv, L->wo, L->ffn_gate, L->ffn_up, L->ffn_down};
-        for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) {
-            size_t b = ig_matmul_scratch_bytes(list[i]->type, list[i]->ne[0], n_tok);
-            if (b > best)
-                best = b;
-        }
+        const ig_type qkv[] = {L->wq->type, L->wk->type, L->wv->type};
+        const ig_type ffn[] = {L->ffn_gate->type, L->ffn_up->type};
+        const size_t b[] = {
+            ig_matmul_n_scratch_bytes(3, qkv, L->wq->ne[0], n_tok),
+            ig_matmul_scratch_bytes(L->wo->type, L->wo->ne[0], n_tok),
+            ig_matmul_n_scratch_bytes(2, ffn, L->ffn_gate->ne[0], n_tok),
+            ig_matmul_scratch_bytes(L->ffn_down->type, L->ffn_down->ne[0], n_tok),
+        };
+        for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
+            if (b[i] > best)
+                best = b[i];
     }
     return best;
 }
@@ -612,6 +619,19 @@ static void matmul(ig_ctx *c, float *y, const ig_tensor *w, const float *x, int 
     ig_matmul(c->pool, c->k, y, w->data, w->type, w->ne[1], w->ne[0], x, n_tok, c->mm_scratch);
 }
 
+/* y_i = x W_i for weights of the same input width, in one pass of the pool. */
+static void matmul_n(ig_ctx *c, int n, float *const *y, const ig_tensor *const *w, const float *x,
+                     int n_tok)
+{
+    ig_matmul_out outs[IG_MATMUL_MAX_OPS];
+    assert(n <= IG_MATMUL_MAX_OPS);
+    for (int i = 0; i < n; i++) {
+        assert(w[i]->ne[0] == w[0]->ne[0]);
+        outs[i] = (ig_matmul_out){.y = y[i], .w = w[i]->data, .wtype = w[i]->type, .rows = w[i]->ne[1]};
+    }
+    ig_matmul_n(c->pool, c->k, n, outs, w[0]->ne[0], x, n_tok, c->mm_scratch);
+}
+
 static void embed(const ig_ctx *c, float *out, int32_t token)
 {
     const ig_tensor *te = c->m->tok_embd;
@@ -646,9 +666,8 @@ static void forward_batch(ig_ctx *c, const int32_t *tokens, int n_tok, int n_out
         /* attention: xb = rmsnorm(x); q, k, v = xb Wq, xb Wk, xb Wv (+ bias) */
         for (int t = 0; t < n_tok; t++)
             rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm->data, E, in->norm_eps);
-        matmul(c, c->q, L->wq, c->xb, n_tok);
-        matmul(c, c->kcur, L->wk, c->xb, n_tok);
-        matmul(c, c->vcur, L->wv, c->xb, n_tok);
+        const ig_tensor *qkv[] = {L->wq, L->wk, L->wv};
+        matmul_n(c, 3, (float *[]){c->q, c->kcur, c->vcur}, qkv, c->xb, n_tok);
         add_bias(c->q, L->bq, n_tok, QD);
         add_bias(c->kcur, L->bk, n_tok, KVD);
         add_bias(c->vcur, L->bv, n_tok, KVD);
@@ -673,8 +692,8 @@ static void forward_batch(ig_ctx *c, const int32_t *tokens, int n_tok, int n_out
         /* feed-forward: x += (silu(xb Wgate) * (xb Wup)) Wdown, xb = rmsnorm(x) */
         for (int t = 0; t < n_tok; t++)
             rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm->data, E, in->norm_eps);
-        matmul(c, c->hb, L->ffn_gate, c->xb, n_tok);
-        matmul(c, c->hb2, L->ffn_up, c->xb, n_tok);
+        const ig_tensor *gate_up[] = {L->ffn_gate, L->ffn_up};
+        matmul_n(c, 2, (float *[]){c->hb, c->hb2}, gate_up, c->xb, n_tok);
         swiglu(c->hb, c->hb2, (size_t)n_tok * F);
         matmul(c, c->xo, L->ffn_down, c->hb, n_tok);
         for (size_t i = 0; i < (size_t)n_tok * E; i++)

@@ -165,20 +165,29 @@ ig_type ig_vec_dot_type(ig_type t)
 /* Tokens processed against one row tile while its weights sit in cache. */
 #define IG_MM_TOK_TILE 64
 
+/* One product of a fused multiply: its own weights and output, the shared input. */
 typedef struct {
-    const ig_kernels *k;
     float *y;
     const uint8_t *w;
     ig_type wtype;
-    int64_t rows, cols, n_tok;
+    int64_t rows;
     size_t w_row_bytes;
-    /* activations in vec_dot_type, one row per token */
+    /* the activations in this weight type's vec_dot_type, one row per token */
     const uint8_t *xq;
     size_t xq_row_bytes;
-    /* for the conversion pass */
+    int64_t tile0; /* the first row tile of this product in the job's tile count */
+} mm_op;
+
+typedef struct {
+    const ig_kernels *k;
+    const mm_op *ops;
+    int n_ops;
+    int64_t cols, n_tok, tiles;
+    /* for the conversion pass: x into each distinct vec_dot_type's scratch */
     const float *x;
-    uint8_t *scratch;
-    ig_type vdt;
+    int n_conv;
+    ig_type conv_type[IG_MATMUL_MAX_OPS];
+    uint8_t *conv_dst[IG_MATMUL_MAX_OPS];
     atomic_int_fast64_t next_chunk; /* the first row tile nobody has taken yet */
 } mm_job;
 
@@ -186,27 +195,30 @@ static void mm_convert(void *varg, int ith, int nth)
 {
     mm_job *j = varg;
     int64_t t0 = j->n_tok * ith / nth, t1 = j->n_tok * (ith + 1) / nth;
-    for (int64_t t = t0; t < t1; t++)
-        j->k->from_float[j->vdt](j->x + t * j->cols, j->scratch + (size_t)t * j->xq_row_bytes,
-                                 j->cols);
+    for (int v = 0; v < j->n_conv; v++) {
+        const size_t rb = ig_type_row_bytes(j->conv_type[v], j->cols);
+        for (int64_t t = t0; t < t1; t++)
+            j->k->from_float[j->conv_type[v]](j->x + t * j->cols, j->conv_dst[v] + (size_t)t * rb,
+                                              j->cols);
+    }
 }
 
-static void mm_rows(const mm_job *j, int64_t r0, int64_t r1)
+static void mm_rows(const mm_job *j, const mm_op *o, int64_t r0, int64_t r1)
 {
-    ig_vec_dot_fn dot = j->k->vec_dot[j->wtype];
-    ig_gemm_fn gemm = j->k->gemm[j->wtype];
+    ig_vec_dot_fn dot = j->k->vec_dot[o->wtype];
+    ig_gemm_fn gemm = j->k->gemm[o->wtype];
     for (int64_t tt = 0; tt < j->n_tok; tt += IG_MM_TOK_TILE) {
         int64_t tend = tt + IG_MM_TOK_TILE < j->n_tok ? tt + IG_MM_TOK_TILE : j->n_tok;
         if (gemm) {
-            gemm(j->cols, &j->y[tt * j->rows + r0], j->rows, j->w + (size_t)r0 * j->w_row_bytes,
-                 j->w_row_bytes, r1 - r0, j->xq + (size_t)tt * j->xq_row_bytes, j->xq_row_bytes,
+            gemm(j->cols, &o->y[tt * o->rows + r0], o->rows, o->w + (size_t)r0 * o->w_row_bytes,
+                 o->w_row_bytes, r1 - r0, o->xq + (size_t)tt * o->xq_row_bytes, o->xq_row_bytes,
                  tend - tt);
             continue;
         }
         for (int64_t r = r0; r < r1; r++) {
-            const uint8_t *wr = j->w + (size_t)r * j->w_row_bytes;
+            const uint8_t *wr = o->w + (size_t)r * o->w_row_bytes;
             for (int64_t t = tt; t < tend; t++)
-                dot(j->cols, &j->y[t * j->rows + r], wr, j->xq + (size_t)t * j->xq_row_bytes);
+                dot(j->cols, &o->y[t * o->rows + r], wr, o->xq + (size_t)t * o->xq_row_bytes);
         }
     }
 }
@@ -217,21 +229,19 @@ static void mm_rows(const mm_job *j, int64_t r0, int64_t r1)
  * scheduling: a chunk is the remaining tiles / (2 * threads), at least one tile), so
  * the threads finish within about one row tile of each other: with fixed chunks of
  * 1/16 of the matrix, decode spent ~10 % of its time in the pool waiting for the
- * last chunk. Which thread computes a row never changes its value: every output is
- * computed by the same tile arithmetic. */
+ * last chunk. The products of a fused multiply are one run of tiles, the first
+ * product's then the next one's, so a chunk may span two products; each product's
+ * tiles start at its own row 0. Which thread computes a row never changes its value:
+ * every output is computed by the same tile arithmetic. */
 static void mm_worker(void *varg, int ith, int nth)
 {
     (void)ith;
     mm_job *j = varg;
-    const int64_t tiles = (j->rows + IG_MM_ROW_TILE - 1) / IG_MM_ROW_TILE;
-    const int64_t step = j->n_tok > 1 && j->k->gemm_rows[j->wtype] > IG_MM_ROW_TILE
-                             ? j->k->gemm_rows[j->wtype]
-                             : IG_MM_ROW_TILE;
     int64_t a = atomic_load_explicit(&j->next_chunk, memory_order_relaxed);
     for (;;) {
-        if (a >= tiles)
+        if (a >= j->tiles)
             break;
-        int64_t n = (tiles - a) / (2 * (int64_t)nth);
+        int64_t n = (j->tiles - a) / (2 * (int64_t)nth);
         if (n < 1)
             n = 1;
         /* On failure `a` is reloaded with the counter's current value. */
@@ -239,38 +249,90 @@ static void mm_worker(void *varg, int ith, int nth)
                                                    memory_order_relaxed, memory_order_relaxed))
             continue;
         const int64_t b = a + n;
-        const int64_t r1 = b * IG_MM_ROW_TILE < j->rows ? b * IG_MM_ROW_TILE : j->rows;
-        for (int64_t r = a * IG_MM_ROW_TILE; r < r1; r += step)
-            mm_rows(j, r, r + step < r1 ? r + step : r1);
+        for (int i = 0; i < j->n_ops; i++) {
+            const mm_op *o = &j->ops[i];
+            const int64_t ot = (o->rows + IG_MM_ROW_TILE - 1) / IG_MM_ROW_TILE;
+            const int64_t lo = a > o->tile0 ? a - o->tile0 : 0;
+            const int64_t hi = b - o->tile0 < ot ? b - o->tile0 : ot;
+            if (lo >= hi)
+                continue;
+            const int64_t step = j->n_tok > 1 && j->k->gemm_rows[o->wtype] > IG_MM_ROW_TILE
+                                     ? j->k->gemm_rows[o->wtype]
+                                     : IG_MM_ROW_TILE;
+            const int64_t r1 = hi * IG_MM_ROW_TILE < o->rows ? hi * IG_MM_ROW_TILE : o->rows;
+            for (int64_t r = lo * IG_MM_ROW_TILE; r < r1; r += step)
+                mm_rows(j, o, r, r + step < r1 ? r + step : r1);
+        }
         a = atomic_load_explicit(&j->next_chunk, memory_order_relaxed);
     }
 }
 
 size_t ig_matmul_scratch_bytes(ig_type wtype, int64_t cols, int64_t n_tok)
 {
-    ig_type vdt = ig_vec_dot_type(wtype);
-    if (vdt == IG_TYPE_F32)
-        return 0; /* the activations are used as they are */
-    return ig_type_row_bytes(vdt, cols) * (size_t)n_tok;
+    return ig_matmul_n_scratch_bytes(1, &wtype, cols, n_tok);
 }
 
-void ig_matmul(ig_pool *pool, const ig_kernels *k, float *y, const void *w, ig_type wtype,
-               int64_t rows, int64_t cols, const float *x, int64_t n_tok, void *scratch)
+/* The distinct non-F32 vec_dot_types of the products, in first-seen order. */
+static int distinct_vdts(int n, const ig_type *wtypes, ig_type *vdts)
 {
-    assert(k && k->vec_dot[wtype]);
-    assert(cols % ig_type_block_size(wtype) == 0);
-    mm_job j = {
-        .k = k, .y = y, .w = w, .wtype = wtype, .rows = rows, .cols = cols, .n_tok = n_tok,
-        .w_row_bytes = ig_type_row_bytes(wtype, cols), .x = x, .scratch = scratch,
-        .vdt = ig_vec_dot_type(wtype),
-    };
-    if (j.vdt == IG_TYPE_F32) {
-        j.xq = (const uint8_t *)x;
-        j.xq_row_bytes = (size_t)cols * sizeof(float);
-    } else {
+    int nv = 0;
+    for (int i = 0; i < n; i++) {
+        ig_type v = ig_vec_dot_type(wtypes[i]);
+        int seen = v == IG_TYPE_F32;
+        for (int u = 0; u < nv && !seen; u++)
+            seen = vdts[u] == v;
+        if (!seen)
+            vdts[nv++] = v;
+    }
+    return nv;
+}
+
+size_t ig_matmul_n_scratch_bytes(int n, const ig_type *wtypes, int64_t cols, int64_t n_tok)
+{
+    assert(n >= 1 && n <= IG_MATMUL_MAX_OPS);
+    ig_type vdts[IG_MATMUL_MAX_OPS];
+    const int nv = distinct_vdts(n, wtypes, vdts);
+    size_t bytes = 0;
+    for (int v = 0; v < nv; v++)
+        bytes += ig_type_row_bytes(vdts[v], cols) * (size_t)n_tok;
+    return bytes;
+}
+
+void ig_matmul_n(ig_pool *pool, const ig_kernels *k, int n, const ig_matmul_out *outs, int64_t cols,
+                 const float *x, int64_t n_tok, void *scratch)
+{
+    assert(n >= 1 && n <= IG_MATMUL_MAX_OPS);
+    mm_op ops[IG_MATMUL_MAX_OPS];
+    ig_type wtypes[IG_MATMUL_MAX_OPS];
+    mm_job j = {.k = k, .ops = ops, .n_ops = n, .cols = cols, .n_tok = n_tok, .x = x};
+    for (int i = 0; i < n; i++)
+        wtypes[i] = outs[i].wtype;
+    j.n_conv = distinct_vdts(n, wtypes, j.conv_type);
+    uint8_t *dst = scratch;
+    for (int v = 0; v < j.n_conv; v++) {
         assert(scratch);
-        j.xq = scratch;
-        j.xq_row_bytes = ig_type_row_bytes(j.vdt, cols);
+        j.conv_dst[v] = dst;
+        dst += ig_type_row_bytes(j.conv_type[v], cols) * (size_t)n_tok;
+    }
+    for (int i = 0; i < n; i++) {
+        const ig_type wt = outs[i].wtype, vdt = ig_vec_dot_type(wt);
+        assert(k && k->vec_dot[wt]);
+        assert(cols % ig_type_block_size(wt) == 0);
+        mm_op *o = &ops[i];
+        *o = (mm_op){.y = outs[i].y, .w = outs[i].w, .wtype = wt, .rows = outs[i].rows,
+                     .w_row_bytes = ig_type_row_bytes(wt, cols), .tile0 = j.tiles};
+        if (vdt == IG_TYPE_F32) {
+            o->xq = (const uint8_t *)x;
+            o->xq_row_bytes = (size_t)cols * sizeof(float);
+        } else {
+            for (int v = 0; v < j.n_conv; v++)
+                if (j.conv_type[v] == vdt)
+                    o->xq = j.conv_dst[v];
+            o->xq_row_bytes = ig_type_row_bytes(vdt, cols);
+        }
+        j.tiles += (o->rows + IG_MM_ROW_TILE - 1) / IG_MM_ROW_TILE;
+    }
+    if (j.n_conv > 0) {
         if (n_tok == 1 || ig_pool_size(pool) == 1)
             mm_convert(&j, 0, 1);
         else
@@ -278,4 +340,11 @@ void ig_matmul(ig_pool *pool, const ig_kernels *k, float *y, const void *w, ig_t
     }
     atomic_init(&j.next_chunk, 0);
     ig_pool_run(pool, mm_worker, &j);
+}
+
+void ig_matmul(ig_pool *pool, const ig_kernels *k, float *y, const void *w, ig_type wtype,
+               int64_t rows, int64_t cols, const float *x, int64_t n_tok, void *scratch)
+{
+    const ig_matmul_out out = {.y = y, .w = w, .wtype = wtype, .rows = rows};
+    ig_matmul_n(pool, k, 1, &out, cols, x, n_tok, scratch);
 }

@@ -122,6 +122,24 @@ void ig_matmul(ig_pool *pool, const ig_kernels *k, float *y, const void *w, ig_t
 /* Bytes of scratch ig_matmul needs (0 when the activations are used as floats). */
 size_t ig_matmul_scratch_bytes(ig_type wtype, int64_t cols, int64_t n_tok);
 
+/* Several products of one input in one pass of the pool (a layer's Q, K and V; the
+ * feed-forward's gate and up): y_i = W_i x for i < n, every W_i with `cols` columns.
+ * The input is converted once per distinct vec_dot_type, and the threads share out
+ * the rows of all the products together, so the products cost one wait for the
+ * slowest thread instead of n. Every output equals what ig_matmul gives it. */
+#define IG_MATMUL_MAX_OPS 4
+typedef struct {
+    float *y;       /* n_tok x rows */
+    const void *w;  /* rows x cols of wtype */
+    ig_type wtype;
+    int64_t rows;
+} ig_matmul_out;
+void ig_matmul_n(ig_pool *pool, const ig_kernels *k, int n, const ig_matmul_out *outs, int64_t cols,
+                 const float *x, int64_t n_tok, void *scratch);
+/* Bytes of scratch ig_matmul_n needs for these weight types (one converted copy of the
+ * input per distinct vec_dot_type). */
+size_t ig_matmul_n_scratch_bytes(int n, const ig_type *wtypes, int64_t cols, int64_t n_tok);
+
 /* ---- for the kernel implementations and their tests ----------------------- */
 
 /* Each fills (or, for the SIMD sets, overrides entries of) a kernel set. */

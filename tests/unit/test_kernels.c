@@ -641,6 +641,71 @@ static void test_matmul_equals_vec_dot_at_every_thread_count(void)
     free(wf);
 }
 
+/* ig_matmul_n (one pool pass over several products of one input, as a layer's Q, K, V
+ * and Q4_K_M's Q4_K/Q6_K mix use it) gives every output exactly what ig_matmul gives
+ * it alone, whatever the thread count, with products of different row counts (not
+ * multiples of a tile) and of weight types that need different activation types. */
+static void test_fused_matmul_equals_separate_products(void)
+{
+    ig_rng r = {11};
+    const int64_t cols = 512;
+    const ig_type types[] = {IG_TYPE_Q4_K, IG_TYPE_Q8_0, IG_TYPE_Q6_K, IG_TYPE_F16};
+    const int64_t rows[] = {67, 16, 33, 5};
+    const int n = 4;
+    const int64_t toks[] = {1, 9};
+    uint8_t *w[4];
+    for (int i = 0; i < n; i++) {
+        float *wf = malloc(rows[i] * cols * sizeof(float));
+        fill_normal(&r, wf, rows[i] * cols, 0.05f);
+        size_t rb = ig_type_row_bytes(types[i], cols);
+        w[i] = malloc(rb * rows[i]);
+        for (int64_t j = 0; j < rows[i]; j++)
+            ig_quantize_row(types[i], wf + j * cols, w[i] + j * rb, cols);
+        free(wf);
+    }
+    const ig_kernels *sets[] = {ig_kernels_scalar(), ig_kernels_best()};
+    for (size_t s = 0; s < 2; s++)
+        for (size_t tk = 0; tk < sizeof toks / sizeof toks[0]; tk++) {
+            const int64_t n_tok = toks[tk];
+            float *x = malloc(n_tok * cols * sizeof(float));
+            fill_normal(&r, x, n_tok * cols, 1.0f);
+            size_t sb = ig_matmul_n_scratch_bytes(n, types, cols, n_tok);
+            IG_CHECK(sb == ig_matmul_scratch_bytes(IG_TYPE_Q4_K, cols, n_tok) +
+                               ig_matmul_scratch_bytes(IG_TYPE_Q8_0, cols, n_tok),
+                     "scratch %zu: one converted input per activation type", sb);
+            void *scratch = malloc(sb);
+            float *want[4], *got[4];
+            ig_matmul_out outs[4];
+            for (int i = 0; i < n; i++) {
+                want[i] = malloc(rows[i] * n_tok * sizeof(float));
+                got[i] = malloc(rows[i] * n_tok * sizeof(float));
+                ig_matmul(NULL, sets[s], want[i], w[i], types[i], rows[i], cols, x, n_tok, scratch);
+                outs[i] = (ig_matmul_out){.y = got[i], .w = w[i], .wtype = types[i], .rows = rows[i]};
+            }
+            for (int nth = 1; nth <= 3; nth++) {
+                ig_err err;
+                ig_pool *p = ig_pool_new(nth, &err);
+                IG_CHECK(p != NULL, "pool: %s", err.msg);
+                for (int i = 0; i < n; i++)
+                    memset(got[i], 0xff, rows[i] * n_tok * sizeof(float));
+                ig_matmul_n(p, sets[s], n, outs, cols, x, n_tok, scratch);
+                ig_pool_free(p);
+                for (int i = 0; i < n; i++) {
+                    int bad = 0;
+                    for (int64_t j = 0; j < rows[i] * n_tok; j++)
+                        bad += memcmp(&got[i][j], &want[i][j], sizeof(float)) != 0;
+                    IG_CHECK(bad == 0, "%s product %d (%s) n_tok=%lld threads=%d: %d outputs differ",
+                             sets[s]->isa, i, ig_type_name(types[i]), (long long)n_tok, nth, bad);
+                }
+            }
+            for (int i = 0; i < n; i++)
+                free(want[i]), free(got[i]);
+            free(scratch), free(x);
+        }
+    for (int i = 0; i < n; i++)
+        free(w[i]);
+}
+
 /* Float rows of any length (not only multiples of 8 or 16): every set's vec_dot and
  * ig_matmul (whose tiles must equal vec_dot bit for bit) against the reference. */
 static void test_float_kernels_handle_every_row_length(void)
@@ -866,6 +931,7 @@ int main(void)
     IG_RUN(test_integer_kernels_are_exact_when_float_math_is_exact);
     IG_RUN(test_kernels_equal_reference_on_real_model_rows);
     IG_RUN(test_matmul_equals_vec_dot_at_every_thread_count);
+    IG_RUN(test_fused_matmul_equals_separate_products);
     IG_RUN(test_float_kernels_handle_every_row_length);
     IG_RUN(test_block32_tiles_equal_vec_dot_on_rows_of_any_block_count);
     IG_RUN(test_k_quant_tiles_equal_the_reference_bit_for_bit);
