@@ -343,14 +343,6 @@ static void rope(const ig_ctx *c, float *vec, int n_heads, int t)
     }
 }
 
-static void swiglu(float *gate, const float *up, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        float g = gate[i];
-        gate[i] = g / (1.0f + expf(-g)) * up[i];
-    }
-}
-
 static void store_kv_row(const ig_ctx *c, void *dst, const float *src, int n)
 {
     if (c->kv_type == IG_TYPE_F32) {
@@ -459,12 +451,72 @@ static att_blocking att_blocks(const ig_ctx *c, int n_tok)
 typedef float att_vfu __attribute__((vector_size(ATT_LANES * sizeof(float)), aligned(4), may_alias));
 #define ATT_V(p) (*(att_vfu *)(p))
 
+/* e^x for the eight lanes of x, in float operations whose order is fixed (ISO C: no
+ * contraction), so every kernel set, clone and CPU gets the same bits: x = n ln2 + r
+ * with n = round(x / ln2) (the 1.5 * 2^23 trick) and ln2 in two parts (Cody-Waite),
+ * e^r by the degree-7 polynomial of Cephes' expf (within one ulp of expf over the
+ * range, test_kernels), then 2^n put into the exponent. x below -87 (e^x < 2^-125)
+ * and NaN give +0, x above 88 gives +inf. In place (a vector passed by value would
+ * change the ABI of the attention clones' callers). Used by the softmax and SwiGLU. */
+static inline __attribute__((always_inline)) void vexp8(att_vf *v)
+{
+    const att_vf x = *v;
+    const att_vf shifter = {12582912.0f, 12582912.0f, 12582912.0f, 12582912.0f,
+                            12582912.0f, 12582912.0f, 12582912.0f, 12582912.0f};
+    const att_vi in = (x > -87.0f) & (x <= 88.0f), big = x > 88.0f;
+    const att_vf lo = (att_vf)((att_vi)x & in); /* 0 elsewhere: keeps n in [-126, 127] */
+    const att_vf t = lo * 1.44269504088896341f + shifter;
+    const att_vf n = t - shifter; /* round to nearest, ties to even */
+    const att_vf r = (lo - n * 0.693359375f) - n * -2.12194440e-4f;
+    att_vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = (p * (r * r) + r) + 1.0f;
+    /* 2^n from n's bits: t's low bits hold n + 2^22 */
+    const att_vi e2 = (((att_vi)t - (att_vi)shifter) + 127) << 23;
+    const att_vf y = p * (att_vf)e2;
+    const att_vf inf = {INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY};
+    *v = (att_vf)(((att_vi)y & in) | ((att_vi)inf & big));
+}
+
+void ig_exp8(float v[8])
+{
+    att_vf e;
+    memcpy(&e, v, sizeof e);
+    vexp8(&e);
+    memcpy(v, &e, sizeof e);
+}
+
+/* gate[i] = silu(gate[i]) * up[i] = g / (1 + e^-g) * u, eight at a time (the last
+ * few padded): every element goes through the same operations wherever it sits, in
+ * every clone. */
+IG_ATTENTION_CLONES static void swiglu(float *gate, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i += ATT_LANES) {
+        const size_t k = n - i < ATT_LANES ? n - i : ATT_LANES;
+        att_vf g = {0}, u = {0};
+        if (k == ATT_LANES) {
+            memcpy(&g, gate + i, sizeof g);
+            memcpy(&u, up + i, sizeof u);
+        } else {
+            memcpy(&g, gate + i, k * sizeof(float));
+            memcpy(&u, up + i, k * sizeof(float));
+        }
+        att_vf e = -g;
+        vexp8(&e);
+        const att_vf s = g / (1.0f + e) * u;
+        memcpy(gate + i, &s, k * sizeof(float));
+    }
+}
+
 /* The arithmetic of one query (token t at position pos, head h) is, in this order:
  *   s_j = dot(q, k_j) * scale for j = 0..pos, where dot sums the products of each
  *         dimension class i mod 8 in dimension order, then adds the eight partial sums
  *         as ((0+4)+(1+5))+((2+6)+(3+7));
  *   m = the running maximum of s_j, j = 0..pos (strict >, starting from -inf);
- *   e_j = expf(s_j - m), sum = e_0 + ... + e_pos in order; a_j = e_j * (1 / sum);
+ *   e_j = vexp8(s_j - m), sum = e_0 + ... + e_pos in order; a_j = e_j * (1 / sum);
  *   out = 0, then out += a_j * v_j for j = 0..pos in order (multiply, then add).
  * Each query is one lane of the vectors below, so every lane performs exactly these
  * operations in exactly this order (no contraction into fused multiply-adds: ISO C
@@ -552,9 +604,9 @@ IG_ATTENTION_CLONES static void attention_worker(void *arg, int thread, int n_th
             att_vf sum = {0};
             for (int32_t j = 0; j <= last; j++) {
                 float *r = rows + (size_t)j * ATT_LANES;
-                att_vf e;
-                for (int l = 0; l < ATT_LANES; l++)
-                    e[l] = lp[l] >= j ? expf(r[l] - m[l]) : 0.0f;
+                att_vf e = ATT_V(r) - m;
+                vexp8(&e);
+                e = (att_vf)((att_vi)e & (lp >= j));
                 ATT_V(r) = e;
                 sum = sum + e;
             }

@@ -43,6 +43,10 @@ struct ig_model {
 const ig_model *ig_ctx_model(const ig_ctx *c);
 int32_t ig_ctx_n_last(const ig_ctx *c);
 
+/* forward.c: the exponential of the softmax and SwiGLU, on eight values in place (for
+ * tests: within one ulp of expf on [-87, 88], +0 below, +inf above). */
+void ig_exp8(float v[8]);
+
 /* synth.c: rows x cols floats encoded as a weight type with ig_quantize_row, into a
  * new buffer (*out, *size; the caller frees); and general.file_type for a type. */
 ig_code ig_encode_rows(ig_type type, const float *src, int64_t rows, int64_t cols, void **out,

@@ -11,6 +11,7 @@
  */
 #include "ig_check.h"
 #include "kernels.h"
+#include "model_internal.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -909,6 +910,43 @@ static void test_neon_set_uses_dot_product_instructions_when_the_cpu_has_them(vo
 }
 #endif
 
+/* The exponential of the softmax and SwiGLU (forward.c) is its own fixed sequence of
+ * float operations, so every kernel set and CPU computes the same attention and FFN:
+ * it must still be expf, to within one ulp, over [-87, 88] (the softmax gives it
+ * s - max <= 0, SwiGLU -g of either sign), exactly 1 at 0, +0 below -87 (where
+ * e^x < 2^-125) and at -inf, +inf above 88. */
+static void test_exp_is_expf_within_one_ulp(void)
+{
+    int worst = 0;
+    float worst_x = 0.0f;
+    /* every 997th float of each sign, from 0 out to -87 and to 88 (the bit patterns
+     * rise as the magnitudes do): ~2.2 M of them, every binade */
+    for (int sign = 0; sign < 2; sign++)
+        for (uint32_t bits = sign ? 0x80000000u : 0u;; bits += 997) {
+            float x;
+            memcpy(&x, &bits, 4);
+            if (!(x > -87.0f && x <= 88.0f))
+                break;
+            float v[8] = {x, x, x, x, x, x, x, x}, e = expf(x);
+            ig_exp8(v);
+            int32_t a, b;
+            memcpy(&a, &v[3], 4);
+            memcpy(&b, &e, 4);
+            int d = a > b ? a - b : b - a;
+            if (d > worst)
+                worst = d, worst_x = x;
+        }
+    IG_CHECK(worst <= 1, "ig_exp8 is %d ulp from expf at %.9g", worst, (double)worst_x);
+    float v[8] = {0.0f, -0.0f, -87.5f, -1000.0f, -INFINITY, 88.5f, INFINITY, 1e-30f};
+    ig_exp8(v);
+    IG_CHECK(v[0] == 1.0f && v[1] == 1.0f && v[7] == 1.0f, "e^0 = %g, %g, %g", (double)v[0],
+             (double)v[1], (double)v[7]);
+    IG_CHECK(v[2] == 0.0f && v[3] == 0.0f && v[4] == 0.0f && !signbit(v[2]), "below -87: %g %g %g",
+             (double)v[2], (double)v[3], (double)v[4]);
+    IG_CHECK(isinf(v[5]) && v[5] > 0 && isinf(v[6]) && v[6] > 0, "above 88: %g %g", (double)v[5],
+             (double)v[6]);
+}
+
 int main(void)
 {
     IG_RUN(test_best_set_is_simd_when_the_cpu_has_it);
@@ -937,5 +975,6 @@ int main(void)
     IG_RUN(test_k_quant_tiles_equal_the_reference_bit_for_bit);
     IG_RUN(test_pool_runs_every_thread_index_once_per_run);
     IG_RUN(test_idle_pool_sleeps_instead_of_spinning);
+    IG_RUN(test_exp_is_expf_within_one_ulp);
     return ig_check_exit();
 }
